@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Both build .venv themselves.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf demo_out
+	$(BIN)/tracecode run sample_data --db demo_out/tracecode.duckdb --out demo_out
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests flows bench
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,89 @@
+-- Merge the staged lines of a group of files into `records` and `record_codes`.
+-- A record is (fixmedins_code, infno, fixmedins_bchno; for 3507 also inv_data_type).
+-- Of all its versions, staged and stored, the latest inf_time is current (ties: the later
+-- file path, then the later line), so re-sent records are stored exactly once whatever
+-- order the files arrive in. Losing versions are kept, not current, for the audit trail.
+
+create or replace temp table stage_keys as
+select distinct
+    fixmedins_code,
+    infno,
+    fixmedins_bchno,
+    key_extra
+from stage_records;
+
+create or replace temp table stored_rivals as
+select
+    r.rec_id as rival_rec_id,
+    r.fixmedins_code,
+    r.infno,
+    r.fixmedins_bchno,
+    r.key_extra,
+    r.inf_time as rival_inf_time,
+    r.src_file as rival_src_file,
+    r.line_no as rival_line_no
+from records as r
+semi join stage_keys as k using (fixmedins_code, infno, fixmedins_bchno, key_extra)
+where r.is_current;
+
+create or replace temp table stage_decided as
+with ranked as (
+    select
+        *,
+        row_number() over (
+            partition by fixmedins_code, infno, fixmedins_bchno, key_extra
+            order by inf_time desc, src_file desc, line_no desc
+        ) = 1 as top_in_stage
+    from stage_records
+)
+
+select
+    ranked.*,
+    rival.rival_rec_id,
+    ranked.top_in_stage
+    and (
+        rival.rival_rec_id is null
+        or (ranked.inf_time, ranked.src_file, ranked.line_no)
+           > (rival.rival_inf_time, rival.rival_src_file, rival.rival_line_no)
+    ) as wins
+from ranked
+left join stored_rivals as rival using (fixmedins_code, infno, fixmedins_bchno, key_extra);
+
+update records
+set is_current = false
+where rec_id in (
+    select rival_rec_id
+    from stage_decided
+    where wins
+      and rival_rec_id is not null
+);
+
+insert into records by name
+select
+    * exclude (codes, top_in_stage, rival_rec_id, wins),
+    wins as is_current
+from stage_decided;
+
+insert into record_codes by name
+with listed as (
+    select
+        rec_id,
+        unnest(codes) as drug_trac_codg,
+        generate_subscripts(codes, 1) as code_seq
+    from stage_decided
+    where n_codes > 0
+)
+
+select
+    l.rec_id,
+    l.code_seq,
+    l.drug_trac_codg,
+    -- the 20-digit form identifies the pack itself; GS1 packs by GTIN + serial
+    case when regexp_full_match(l.drug_trac_codg, '8[0-9]{19}') then l.drug_trac_codg
+         else coalesce(m.code_id, l.drug_trac_codg) end as code_id,
+    case when regexp_full_match(l.drug_trac_codg, '8[0-9]{19}') then 'nmpa20'
+         else coalesce(m.code_format, 'invalid') end as code_format,
+    case when regexp_full_match(l.drug_trac_codg, '8[0-9]{19}') then left(l.drug_trac_codg, 7)
+         else m.product_key end as product_key
+from listed as l
+left join code_map as m using (drug_trac_codg);

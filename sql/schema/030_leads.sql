@@ -1,0 +1,66 @@
+-- Runs, what each rule found, the leads, and the investigators' decisions on them.
+
+create table if not exists runs (
+    run_id      varchar primary key,
+    started_at  timestamp not null,
+    finished_at timestamp,
+    landing     varchar,
+    summary     json
+);
+
+-- The exact SQL each rule ran and what it returned, per run.
+create table if not exists rule_runs (
+    run_id   varchar not null,
+    rule_id  varchar not null,
+    category varchar not null,
+    rows     bigint not null,
+    leads    bigint not null,
+    seconds  double not null,
+    sql_text varchar not null,
+    params   json
+);
+
+-- Every row a rule selected: the evidence behind the leads. Rebuilt each run.
+create table if not exists lead_evidence (
+    lead_id        varchar not null,
+    rule_id        varchar not null,
+    subject_id     varchar not null,
+    rec_id         bigint,      -- the record (join records / sales on rec_id)
+    fixmedins_code varchar,
+    event_time     timestamp,
+    code           varchar,
+    psn_no         varchar,
+    amount         double,      -- yuan the fund paid on this record's line for this code
+    metric         double,      -- rule-specific quantity, e.g. units taken from a pack
+    threshold      double,      -- the limit that metric is judged against
+    note           varchar
+);
+
+create table if not exists leads (
+    lead_id         varchar primary key,
+    rule_id         varchar not null,
+    category        varchar not null,
+    category_zh     varchar not null,
+    subject_type    varchar not null,
+    subject_id      varchar not null,
+    fixmedins_codes varchar,
+    first_time      timestamp,
+    last_time       timestamp,
+    n_events        bigint not null,
+    n_institutions  bigint not null,
+    amount          double not null,
+    score           double not null,
+    severity        integer not null,
+    reason          varchar not null,  -- Chinese, one sentence
+    reason_en       varchar not null,
+    status          varchar not null   -- open | confirmed | dismissed (from lead_status)
+);
+
+-- Investigators' decisions; kept across runs, keyed by the stable lead_id.
+create table if not exists lead_status (
+    lead_id    varchar primary key,
+    status     varchar not null,  -- confirmed | dismissed | open
+    note       varchar,
+    decided_by varchar,
+    decided_at timestamp not null
+);

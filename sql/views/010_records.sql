@@ -1,0 +1,45 @@
+-- Records as the screening sees them: the current version of each record, less the
+-- ones a 3507 deleted.
+
+create or replace view current_records as
+select *
+from records
+where is_current;
+
+-- A 3507 deletes the record it names (same institution, same fixmedins_bchno, and the
+-- kind given by inv_data_type) when it was sent at or after that record's version:
+-- a version sent after the delete is a correction and stands.
+create or replace view live_records as
+with deletes as (
+    select
+        fixmedins_code,
+        fixmedins_bchno,
+        inv_data_type,
+        inf_time as deleted_at
+    from records
+    where is_current
+      and infno = '3507'
+),
+
+kept as (
+    select
+        r.*,
+        case r.infno
+            when '3501' then '1'
+            when '3502' then '2'
+            when '3503' then '3'
+            when '3504' then '3'
+            else '4'
+        end as data_type
+    from records as r
+    where r.is_current
+      and r.infno <> '3507'
+)
+
+select kept.* exclude (data_type)
+from kept
+anti join deletes as d
+    on d.fixmedins_code = kept.fixmedins_code
+   and d.fixmedins_bchno = kept.fixmedins_bchno
+   and d.inv_data_type = kept.data_type
+   and d.deleted_at >= kept.inf_time;

@@ -1,0 +1,224 @@
+"""The one module that owns DuckDB: opening the file, schema, and every query.
+
+Every statement goes through :meth:`Database.execute` or one of the ``fetch_*`` methods,
+which bind parameters by name, log a label with the time taken, materialise the whole
+result (a half-fetched DuckDB result blocks the connection's next statement), and turn a
+failure into :class:`DatabaseError` naming the label, the SQL file and the SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from tracecode.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+_PARAM = re.compile(r"(?<![\w$])\$([A-Za-z_]\w*)")
+
+
+@cache
+def sql_dir() -> Path:
+    """The ``sql/`` folder: inside the installed package, or at the repository root."""
+    packaged = Path(__file__).parent / "sql"
+    if packaged.is_dir():
+        return packaged
+    repo = Path(__file__).resolve().parents[2] / "sql"
+    if repo.is_dir():
+        return repo
+    raise DatabaseError(f"cannot find the sql/ folder (looked in {packaged} and {repo})")
+
+
+def read_sql(relative: str) -> str:
+    """The text of ``sql/<relative>``."""
+    return (sql_dir() / relative).read_text(encoding="utf-8")
+
+
+def named_params(sql: str) -> set[str]:
+    """The ``$name`` parameters a statement uses (ignoring those inside quotes is not needed:
+    our SQL never writes ``$`` in a string literal)."""
+    return set(_PARAM.findall(sql))
+
+
+class Database:
+    """A DuckDB file with tracecode's schema applied.
+
+    >>> db = Database.open(Path("tracecode.duckdb"))      # doctest: +SKIP
+    >>> db.fetch_rows("count sales", "select count(*) from sales")  # doctest: +SKIP
+    [(1234,)]
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | None,
+        *,
+        read_only: bool = False,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> Database:
+        """Open (creating if absent) and bring the schema and views up to date."""
+        config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        target = ":memory:" if path is None else str(path)
+        if path is not None and not read_only:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(target, read_only=read_only, config=config)
+        except duckdb.Error as e:
+            raise DatabaseError(
+                f"cannot open database {target}: {e}. If another tracecode run or a "
+                "DuckDB client holds it for writing, wait for it to finish or query "
+                "the published read-only copy instead."
+            ) from e
+        db = cls(con, None if path is None else Path(path))
+        if not read_only:
+            db.apply_schema()
+        return db
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the door -----------------------------------------------------------------------
+
+    def _bind(
+        self, label: str, sql: str, params: Mapping[str, Any] | None, source: str | None
+    ) -> dict[str, Any]:
+        wanted = named_params(sql)
+        bound = {k: v for k, v in (params or {}).items() if k in wanted}
+        missing = wanted - bound.keys()
+        if missing:
+            raise DatabaseError(
+                f"{label}: SQL{f' in {source}' if source else ''} uses parameters "
+                f"{sorted(missing)} that were not given"
+            )
+        return bound
+
+    def _failed(self, label: str, sql: str, source: str | None, e: Exception) -> DatabaseError:
+        where = f" (sql/{source})" if source else ""
+        return DatabaseError(f"{label}{where} failed: {e}\n--- SQL ---\n{sql.strip()}")
+
+    def _run(
+        self, label: str, sql: str, params: Mapping[str, Any] | None, source: str | None
+    ) -> duckdb.DuckDBPyConnection:
+        bound = self._bind(label, sql, params, source)
+        started = time.perf_counter()
+        try:
+            cur = self.con.execute(sql, bound) if bound else self.con.execute(sql)
+        except duckdb.Error as e:
+            raise self._failed(label, sql, source, e) from e
+        log.debug("%s: %.3fs", label, time.perf_counter() - started)
+        return cur
+
+    def execute(
+        self,
+        label: str,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Run a statement whose result is not needed (DDL, INSERT, UPDATE...)."""
+        cur = self._run(label, sql, params, source)
+        # drain so that the next statement on this connection is never blocked
+        cur.fetchall()
+
+    def fetch_rows(
+        self, label: str, sql: str, params: Mapping[str, Any] | None = None, *,
+        source: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        return self._run(label, sql, params, source).fetchall()
+
+    def fetch_one(
+        self, label: str, sql: str, params: Mapping[str, Any] | None = None, *,
+        source: str | None = None,
+    ) -> tuple[Any, ...]:
+        rows = self.fetch_rows(label, sql, params, source=source)
+        if len(rows) != 1:
+            raise DatabaseError(f"{label}: expected one row, got {len(rows)}")
+        return rows[0]
+
+    def fetch_arrow(
+        self, label: str, sql: str, params: Mapping[str, Any] | None = None, *,
+        source: str | None = None,
+    ) -> pa.Table:
+        bound = self._bind(label, sql, params, source)
+        started = time.perf_counter()
+        try:
+            table = self.con.sql(sql, params=bound or None).to_arrow_table()
+        except duckdb.Error as e:
+            raise self._failed(label, sql, source, e) from e
+        log.debug("%s: %.3fs", label, time.perf_counter() - started)
+        return table
+
+    def fetch_polars(
+        self, label: str, sql: str, params: Mapping[str, Any] | None = None, *,
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        return pl.from_arrow(self.fetch_arrow(label, sql, params, source=source))  # type: ignore[return-value]
+
+    def run_file(self, relative: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run every statement of ``sql/<relative>`` (statements end with ``;``)."""
+        text = read_sql(relative)
+        for i, stmt in enumerate(split_statements(text), 1):
+            self.execute(f"{relative}#{i}", stmt, params, source=relative)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Expose an Arrow table to SQL under ``name`` (replacing any earlier one)."""
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: a crash or error inside leaves the database as it was."""
+        self.execute("begin", "begin transaction")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.execute("commit", "commit")
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def apply_schema(self) -> None:
+        """Create missing tables (sql/schema) and (re)create every view (sql/views)."""
+        for folder in ("schema", "views"):
+            for path in sorted((sql_dir() / folder).glob("*.sql")):
+                self.run_file(f"{folder}/{path.name}")
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a .sql file on ``;`` at line ends; our SQL keeps ``;`` out of literals."""
+    parts = re.split(r";\s*(?:\n|$)", text)
+    return [p.strip() for p in parts if _has_code(p)]
+
+
+def _has_code(chunk: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())

@@ -1,0 +1,156 @@
+"""The whole batch, stage by stage: the one place the CLI and the Prefect flows call.
+
+>>> summary = run(Path("sample_data"), Path("out/tracecode.duckdb"), Path("out"))  # doctest: +SKIP
+>>> summary.leads_by_category                                                       # doctest: +SKIP
+{'dup_same_institution': 3, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tracecode import ingest, leads, report, rules
+from tracecode.db import Database
+from tracecode.errors import InputError
+from tracecode.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``run_summary.json`` holds. The counts are of this run's new files."""
+
+    run_id: str
+    landing: str
+    started_at: str
+    seconds: float
+    lines_read: int
+    records_stored: int
+    records_replaced: int
+    records_retracted: int
+    lines_quarantined: int
+    earlier_records_replaced: int
+    codes_stored: int
+    files_ingested: int
+    files_skipped: int
+    leads: int
+    leads_by_category: dict[str, int]
+    leads_dismissed: int
+    reference: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("R%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def ingest_stage(
+    db_path: Path, landing: Path, run_id: str, *, encoding: str | None = None
+) -> tuple[list[ingest.ReferenceResult], ingest.IngestResult]:
+    """Reference files, then new message files."""
+    with Database.open(db_path) as db:
+        refs = ingest.load_reference(db, landing, run_id, encoding=encoding)
+        result = ingest.ingest_messages(db, landing, run_id)
+    return refs, result
+
+
+def screen_stage(db_path: Path, settings: Settings, run_id: str) -> list[rules.RuleRun]:
+    """Every rule over the whole history, then the lead list, in one transaction."""
+    rule_list = rules.load_rules(settings=settings)
+    with Database.open(db_path) as db, db.transaction():
+        runs = rules.run_rules(db, rule_list, settings, run_id)
+        leads.build_leads(db, rule_list, settings)
+    return runs
+
+
+def export_stage(db_path: Path, out: Path, summary: RunSummary) -> None:
+    with Database.open(db_path) as db:
+        report.write_outputs(db, out, summary.to_dict())
+        db.execute(
+            "finish run",
+            "update runs set finished_at = now(), summary = $summary where run_id = $run_id",
+            {"summary": json.dumps(summary.to_dict(), default=str), "run_id": summary.run_id},
+        )
+
+
+def start_run(db_path: Path, landing: Path) -> tuple[str, str]:
+    run_id = new_run_id()
+    started = datetime.now()
+    with Database.open(db_path) as db:
+        db.execute(
+            "start run", "insert into runs (run_id, started_at, landing) values ($id, $at, $l)",
+            {"id": run_id, "at": started, "l": str(landing)},
+        )
+    return run_id, started.isoformat(timespec="seconds")
+
+
+def summarize(
+    db_path: Path, run_id: str, landing: Path, started_at: str, seconds: float,
+    refs: list[ingest.ReferenceResult], result: ingest.IngestResult,
+    rule_runs: list[rules.RuleRun],
+) -> RunSummary:
+    with Database.open(db_path) as db:
+        by_category = dict(db.fetch_rows(
+            "leads by category",
+            """select category, count(*) from leads where status <> 'dismissed'
+               group by category order by category""",
+        ))
+        (dismissed,) = db.fetch_one(
+            "dismissed", "select count(*) from leads where status = 'dismissed'")
+        totals = dict(zip(
+            ("records", "current_records", "codes", "quarantined", "files"),
+            db.fetch_one("totals", """select
+                (select count(*) from records),
+                (select count(*) from records where is_current),
+                (select count(*) from record_codes),
+                (select count(*) from quarantine),
+                (select count(*) from ingested_files)"""),
+            strict=True,
+        ))
+    return RunSummary(
+        run_id=run_id, landing=str(landing), started_at=started_at, seconds=round(seconds, 2),
+        lines_read=result.lines_read, records_stored=result.records_stored,
+        records_replaced=result.records_replaced, records_retracted=result.records_retracted,
+        lines_quarantined=result.lines_quarantined,
+        earlier_records_replaced=result.earlier_records_replaced,
+        codes_stored=result.codes_stored, files_ingested=len(result.files),
+        files_skipped=result.files_skipped,
+        leads=sum(by_category.values()), leads_by_category=by_category,
+        leads_dismissed=int(dismissed),
+        reference=[asdict(r) for r in refs],
+        rules=[asdict(r) for r in rule_runs],
+        files=[asdict(f) for f in result.files],
+        totals={k: int(v) for k, v in totals.items()},
+    )
+
+
+def run(
+    landing: Path, db_path: Path, out: Path, settings: Settings | None = None, *,
+    encoding: str | None = None,
+) -> RunSummary:
+    """Ingest what is new under ``landing``, screen the whole history, write ``out``."""
+    settings = settings or Settings()
+    if not landing.is_dir():
+        raise InputError(f"landing directory {landing} does not exist")
+    began = time.perf_counter()
+    run_id, started_at = start_run(db_path, landing)
+    refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding)
+    rule_runs = screen_stage(db_path, settings, run_id)
+    summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
+                        refs, result, rule_runs)
+    export_stage(db_path, out, summary)
+    log.info("run %s: %d leads, %s", run_id, summary.leads, summary.leads_by_category)
+    return summary
