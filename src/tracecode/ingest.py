@@ -12,6 +12,7 @@ For every file: lines read = records stored + records replaced + lines quarantin
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import hashlib
 import io
@@ -551,13 +552,19 @@ def _load_reference_file(
     rel = f"reference/{path.name}"
     with _as_utf8(path, encoding) as (utf8_path, used):
         with db.transaction():
+            # the dialect is the contract's (comma, double quotes) and the header is read
+            # here, so DuckDB's sniffer cannot be misled by a malformed row
+            names = _csv_header(utf8_path, rel)
             db.execute(
                 f"read {rel}",
                 """create or replace temp table ref_raw as
-                   select * from read_csv($path, header = true, all_varchar = true,
-                                          store_rejects = true, rejects_table = 'ref_rejects',
+                   select * from read_csv($path, header = true, auto_detect = false,
+                                          columns = $columns, delim = ',', quote = '"',
+                                          escape = '"', strict_mode = false,
+                                          store_rejects = true,
+                                          rejects_table = 'ref_rejects',
                                           rejects_scan = 'ref_rejects_scan')""",
-                {"path": str(utf8_path)},
+                {"path": str(utf8_path), "columns": {n: "VARCHAR" for n in names}},
             )
             # rows DuckDB could not split (wrong column count...) are in ref_rejects with
             # their line; the k-th accepted row is the k-th line (after the header) not there
@@ -622,6 +629,18 @@ def _load_reference_file(
              result.rows_read, used,
              f", {result.rows_quarantined} quarantined" if result.rows_quarantined else "")
     return result
+
+
+def _csv_header(path: Path, rel: str) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise InputError(f"{rel} is empty: it needs a header row (see shared/contract.md)")
+    names = [h.strip() for h in header]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(f"{rel} has duplicate column(s) {', '.join(duplicated)}")
+    return names
 
 
 def _reference_select(columns: tuple[Column, ...], header: dict[str, str]) -> str:
