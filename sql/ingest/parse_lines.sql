@@ -1,51 +1,90 @@
 -- Parse and validate one batch of raw message lines (docs/messages.md).
--- In:  batch_lines(raw blob, line_no bigint): lines of one file, newline included.
+-- In:  batch_lines(txt varchar, bad_bytes varchar, line_no bigint): lines of one file,
+--      newline included; txt is null and bad_bytes the escaped bytes when not UTF-8.
 -- Out: one row per line, with `reason` null when the line is a valid record, else the
 --      first problem found; the caller stores the first kind and quarantines the second.
 -- Params: $src_file (path under LANDING/messages), $file_id, $run_id.
 
-with decoded as (
+with lines as (
     select
         line_no,
-        raw,
-        try(decode(raw)) as txt  -- null: not valid UTF-8
+        bad_bytes,
+        rtrim(txt, chr(10) || chr(13)) as line_text  -- null: not valid UTF-8
     from batch_lines
 ),
 
-trimmed as (
-    select
-        line_no,
-        raw,
-        rtrim(txt, chr(10) || chr(13)) as line_text
-    from decoded
-),
-
-parsed as (
-    select
-        line_no,
-        raw,
-        line_text,
-        case when json_valid(line_text) then line_text::json end as js
-    from trimmed
-),
-
--- The envelope once, every body node as its own JSON text.
+-- One parse per line: the envelope and every body node the contract knows, as text.
+-- Costly checks (json_type) run only inside THEN branches, i.e. on failing lines.
 envelope as (
     select
         line_no,
-        raw,
+        bad_bytes,
         line_text,
-        js,
-        json_type(js) as js_type,
-        json_transform(js, '{
-            "infno": "VARCHAR", "msgid": "VARCHAR", "inf_time": "VARCHAR",
-            "fixmedins_code": "VARCHAR", "fixmedins_name": "VARCHAR",
-            "input": {"selinfo": "JSON", "invinfo": "JSON", "purcinfo": "JSON", "data": "JSON"}
-        }') as m
-    from parsed
+        json_valid(line_text) as is_json,
+        json_transform(
+            case when json_valid(line_text) then line_text end,
+            '{
+                "infno": "VARCHAR", "msgid": "VARCHAR", "inf_time": "VARCHAR",
+                "fixmedins_code": "VARCHAR", "fixmedins_name": "VARCHAR",
+                "input": {"selinfo": {
+            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
+            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
+            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
+            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
+            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
+            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
+            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
+            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
+            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+            "inv_data_type": "VARCHAR",
+            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+        }, "invinfo": {
+            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
+            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
+            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
+            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
+            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
+            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
+            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
+            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
+            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+            "inv_data_type": "VARCHAR",
+            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+        }, "purcinfo": {
+            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
+            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
+            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
+            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
+            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
+            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
+            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
+            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
+            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+            "inv_data_type": "VARCHAR",
+            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+        }, "data": {
+            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
+            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
+            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
+            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
+            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
+            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
+            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
+            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
+            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+            "inv_data_type": "VARCHAR",
+            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+        }}
+            }'
+        ) as m
+    from lines
 ),
 
-with_body as (
+body as (
     select
         *,
         m.infno as infno,
@@ -60,40 +99,18 @@ with_body as (
             when m.infno in ('3501', '3502') then m.input.invinfo
             when m.infno in ('3503', '3504') then m.input.purcinfo
             when m.infno = '3507' then m.input.data
-        end as body_json
+        end as b
     from envelope
-),
-
-body as (
-    select
-        *,
-        json_type(body_json) as body_type,
-        json_transform(body_json, '{
-            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
-            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
-            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
-            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
-            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
-            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
-            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
-            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
-            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-            "inv_data_type": "VARCHAR",
-            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-        }') as b
-    from with_body
 ),
 
 fields as (
     select
         line_no,
-        raw,
+        bad_bytes,
         line_text,
-        js_type,
+        is_json,
         infno,
         node,
-        body_type,
         m.msgid as msgid,
         m.inf_time as inf_time_txt,
         try_cast(m.inf_time as timestamp) as inf_time,
@@ -146,12 +163,7 @@ fields as (
         b.spler_name,
         b.purc_invo_no,
         b.inv_data_type,
-        b.drugtracinfo as tracinfo,
-        -- drugtracinfo that is present but not a list: only looked up when the list is null
-        case
-            when b.drugtracinfo is null and body_type = 'OBJECT'
-            then json_type(body_json, '$.drugtracinfo')
-        end as tracinfo_type
+        b.drugtracinfo as tracinfo
     from body
 ),
 
@@ -170,21 +182,25 @@ checked as (
 select
     line_no,
     -- what the quarantine shows: the text, or the bytes escaped when they are not UTF-8
-    coalesce(line_text, regexp_replace(raw::varchar, '(\\x0D)?\\x0A$', '')) as raw_text,
+    coalesce(line_text, bad_bytes) as raw_text,
     case
         when line_text is null then 'not valid UTF-8'
         when trim(line_text) = '' then 'empty line'
-        when js_type is null then 'not valid JSON'
-        when js_type <> 'OBJECT' then 'not a JSON object'
+        when not is_json then 'not valid JSON'
+        when left(ltrim(line_text), 1) <> '{' then 'not a JSON object'
         when infno is null or infno = '' then 'missing envelope field infno'
         when msgid is null or msgid = '' then 'missing envelope field msgid'
         when inf_time_txt is null then 'missing envelope field inf_time'
         when fixmedins_code is null or fixmedins_code = '' then 'missing envelope field fixmedins_code'
         when node is null then 'unsupported infno ' || infno
         when inf_time is null then 'inf_time ' || inf_time_txt || ' is not a time'
-        when body_type is null then 'missing body node input.' || node
-        when body_type <> 'OBJECT' then 'input.' || node || ' is not an object'
-        when fixmedins_bchno is null or fixmedins_bchno = '' then 'missing fixmedins_bchno'
+        when fixmedins_bchno is null or fixmedins_bchno = '' then
+            case coalesce(json_type(line_text, '$.input.' || node), 'MISSING')
+                when 'MISSING' then 'missing body node input.' || node
+                when 'NULL' then 'missing body node input.' || node
+                when 'OBJECT' then 'missing fixmedins_bchno'
+                else 'input.' || node || ' is not an object'
+            end
         when infno = '3507' and coalesce(inv_data_type, '') not in ('1', '2', '3', '4')
             then 'inv_data_type ' || coalesce(inv_data_type, '(missing)') || ' is not 1-4'
         when event_txt is null then 'missing ' || event_field
@@ -196,10 +212,13 @@ select
             then 'manu_date ' || manu_date_txt || ' is not a date'
         when expy_end_txt is not null and expy_end_txt <> '' and expy_end is null
             then 'expy_end ' || expy_end_txt || ' is not a date'
-        when tracinfo_type is not null and tracinfo_type not in ('NULL', 'ARRAY')
-            then 'drugtracinfo is not a list'
         when list_bool_or(list_transform(codes, lambda c: c is null or trim(c) = ''))
             then 'drugtracinfo has an element without drug_trac_codg'
+        -- last: a null list is fine when absent (a sale without codes), not when mistyped
+        when tracinfo is null and infno <> '3507' then
+            case when coalesce(json_type(line_text, '$.input.' || node || '.drugtracinfo'), 'NULL')
+                      not in ('NULL', 'ARRAY')
+                 then 'drugtracinfo is not a list' end
     end as reason,
     -- the record, for valid lines
     ($file_id::bigint << 32) + line_no as rec_id,

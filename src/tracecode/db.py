@@ -26,6 +26,7 @@ from tracecode.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 _PARAM = re.compile(r"(?<![\w$])\$([A-Za-z_]\w*)")
+_COMMENT = re.compile(r"--[^\n]*")
 
 
 @cache
@@ -46,9 +47,9 @@ def read_sql(relative: str) -> str:
 
 
 def named_params(sql: str) -> set[str]:
-    """The ``$name`` parameters a statement uses (ignoring those inside quotes is not needed:
-    our SQL never writes ``$`` in a string literal)."""
-    return set(_PARAM.findall(sql))
+    """The ``$name`` parameters a statement uses, outside ``--`` comments (our SQL never
+    writes ``$`` or ``--`` in a string literal)."""
+    return set(_PARAM.findall(_COMMENT.sub("", sql)))
 
 
 class Database:

@@ -396,9 +396,9 @@ class _HashingReader(io.RawIOBase):
 
 
 class _LineReader:
-    """Yields a file's lines as Arrow tables ``(raw binary, line_no)``, a block at a time.
+    """Yields a file's lines as Arrow tables ``(txt, bad_bytes, line_no)``, a block at a time.
 
-    Each ``raw`` keeps its newline (the SQL strips it); a last line without one gets one.
+    Each ``txt`` keeps its newline (the SQL strips it); a last line without one gets one.
     ``sha256`` covers the file's bytes as stored (compressed, for .gz).
     """
 
@@ -449,7 +449,28 @@ class _LineReader:
         )
         line_no = np.arange(self.lines + 1, self.lines + len(ends) + 1, dtype=np.int64)
         self.lines += len(ends)
-        return pa.table({"raw": raw, "line_no": line_no})
+        try:
+            # Arrow validates the whole block's UTF-8 at C speed
+            txt = raw.cast(pa.large_string())
+            bad = pa.nulls(len(raw), pa.large_string())
+        except pa.ArrowInvalid:
+            txt, bad = _split_invalid_utf8(raw)
+        return pa.table({"txt": txt, "bad_bytes": bad, "line_no": line_no})
+
+
+def _split_invalid_utf8(raw: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
+    """For a block with invalid UTF-8 (rare): the text of the good lines, and the bad ones
+    with their bytes escaped (``\\xff``) for the quarantine."""
+    txt: list[str | None] = []
+    bad: list[str | None] = []
+    for line in raw.to_pylist():
+        try:
+            txt.append(line.decode("utf-8"))
+            bad.append(None)
+        except UnicodeDecodeError:
+            txt.append(None)
+            bad.append(line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace"))
+    return pa.array(txt, pa.large_string()), pa.array(bad, pa.large_string())
 
 
 def _sha256(path: Path) -> str:
