@@ -50,7 +50,9 @@ from ranked
 left join stored_rivals as rival using (fixmedins_code, infno, fixmedins_bchno, key_extra);
 
 update records
-set is_current = false
+set
+    is_current = false,
+    superseded_run_id = $run_id
 where rec_id in (
     select rival_rec_id
     from stage_decided
@@ -61,7 +63,8 @@ where rec_id in (
 insert into records by name
 select
     * exclude (codes, top_in_stage, rival_rec_id, wins),
-    wins as is_current
+    wins as is_current,
+    null as superseded_run_id
 from stage_decided;
 
 insert into record_codes by name

@@ -1,4 +1,4 @@
--- One lead per rule and subject, from the evidence rows in rule_hits.
+-- One lead per rule and subject, from the evidence kept in lead_evidence.
 -- Params: $amount_full_yuan, $events_full, $institutions_full (ScoreSettings).
 --
 -- score (0-100) = severity (1-5) x 10          -- what kind of fraud it suggests
@@ -9,6 +9,7 @@
 create or replace temp table lead_agg as
 with grouped as (
     select
+        h.lead_id,
         h.rule_id,
         c.category,
         c.category_zh,
@@ -25,13 +26,12 @@ with grouped as (
         sum(h.metric) as metric_total,
         max(h.metric) as metric_max,
         max(h.threshold) as threshold
-    from rule_hits as h
+    from lead_evidence as h
     join rule_catalog as c using (rule_id)
     group by all
 )
 
 select
-    'L' || left(md5(rule_id || '|' || subject_type || '|' || subject_id), 16) as lead_id,
     *,
     round(
         severity * 10

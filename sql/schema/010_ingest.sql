@@ -53,7 +53,8 @@ create table if not exists records (
     inv_data_type      varchar,           -- 3507: 1 inventory, 2 stock change, 3 purchase, 4 sale
     n_codes            integer not null,
     run_id             varchar not null,
-    is_current         boolean not null
+    is_current         boolean not null,
+    superseded_run_id  varchar            -- the run whose later version replaced this one
 );
 
 -- One row per code of a record's drugtracinfo.

@@ -5,6 +5,7 @@ create table if not exists runs (
     started_at  timestamp not null,
     finished_at timestamp,
     landing     varchar,
+    screened_at timestamp,  -- when its data had been through the rules: later runs need not
     summary     json
 );
 

@@ -66,6 +66,9 @@ def run(
     settings: SettingsOpt = None,
     encoding: Annotated[str | None, typer.Option(
         help="Encoding of the reference CSVs (e.g. gb18030); detected when not given.")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Screen the whole history with every rule (the default screens "
+                       "only what new data touched; the leads are the same).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every query.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -81,7 +84,8 @@ def run(
         from tracecode import pipeline
         from tracecode.settings import load_settings
 
-        summary = pipeline.run(landing, db, out, load_settings(settings), encoding=encoding)
+        summary = pipeline.run(landing, db, out, load_settings(settings), encoding=encoding,
+                               incremental=not full)
         typer.echo(
             f"{summary.lines_read} lines read: {summary.records_stored} stored, "
             f"{summary.records_replaced} replaced, {summary.lines_quarantined} quarantined; "

@@ -238,7 +238,7 @@ def _ingest_group(
             digests[planned.rel] = reader.sha256
         _split_stage(db)
         _stage_code_map(db)
-        db.run_file("ingest/merge_stage.sql")
+        db.run_file("ingest/merge_stage.sql", {"run_id": run_id})
         stats = _file_stats(db, files, lines_read)
         earlier_replaced, n_codes = db.fetch_one(
             "merge counts",
@@ -278,7 +278,7 @@ def _create_stage(db: Database) -> None:
         "stage table",
         """create or replace temp table stage_parsed as
            select null::bigint as line_no, null::varchar as raw_text, null::varchar as reason,
-                  * exclude (is_current, line_no), null::varchar[] as codes
+                  * exclude (is_current, line_no, superseded_run_id), null::varchar[] as codes
            from records limit 0""",
     )
 

@@ -24,8 +24,15 @@ log = logging.getLogger(__name__)
 STATUSES = ("open", "confirmed", "dismissed")
 
 
-def build_leads(db: Database, rules: list[Rule], settings: Settings) -> int:
-    """Replace ``leads`` and ``lead_evidence`` with what ``rule_hits`` holds now."""
+def build_leads(
+    db: Database, rules: list[Rule], settings: Settings, *, scoped: frozenset[str] = frozenset()
+) -> int:
+    """Fold this run's ``rule_hits`` into ``lead_evidence``, then rebuild ``leads`` from it.
+
+    A rule in ``scoped`` replaces the evidence of the subjects it screened (``scope_*``);
+    any other rule replaces all of its evidence. Evidence of rules no longer in the
+    catalogue is dropped.
+    """
     catalog = pa.table({
         "rule_id": [r.id for r in rules],
         "category": [r.category for r in rules],
@@ -37,6 +44,30 @@ def build_leads(db: Database, rules: list[Rule], settings: Settings) -> int:
     db.execute("rule catalog", "create or replace temp table rule_catalog as "
                                "select * from rule_catalog_arrow")
     db.unregister("rule_catalog_arrow")
+
+    db.execute("drop retired evidence",
+               "delete from lead_evidence where rule_id not in (select rule_id from rule_catalog)")
+    for rule in rules:
+        if rule.id in scoped:
+            db.execute(
+                f"replace evidence of {rule.id}",
+                f"""delete from lead_evidence where rule_id = $rule_id
+                    and subject_id in (select subject_id from scope_{rule.subject_type})""",
+                {"rule_id": rule.id},
+            )
+        else:
+            db.execute(f"replace evidence of {rule.id}",
+                       "delete from lead_evidence where rule_id = $rule_id", {"rule_id": rule.id})
+    db.execute(
+        "store evidence",
+        """insert into lead_evidence by name
+           select
+               'L' || left(md5(h.rule_id || '|' || c.subject_type || '|' || h.subject_id), 16)
+                   as lead_id,
+               h.*
+           from rule_hits as h
+           join rule_catalog as c using (rule_id)""",
+    )
     db.run_file("leads/aggregate.sql", asdict(settings.score))
 
     agg = db.fetch_arrow("leads to explain", "select * from lead_agg order by lead_id")
@@ -65,14 +96,6 @@ def build_leads(db: Database, rules: list[Rule], settings: Settings) -> int:
            left join lead_status s using (lead_id)""",
     )
     db.unregister("lead_reasons")
-    db.execute("clear evidence", "delete from lead_evidence")
-    db.execute(
-        "store evidence",
-        """insert into lead_evidence by name
-           select a.lead_id, h.* exclude (rule_id), h.rule_id
-           from rule_hits h
-           join lead_agg a using (rule_id, subject_id)""",
-    )
     (n,) = db.fetch_one("count leads", "select count(*) from leads")
     log.info("leads: %d", n)
     return int(n)

@@ -67,13 +67,56 @@ def ingest_stage(
     return refs, result
 
 
-def screen_stage(db_path: Path, settings: Settings, run_id: str) -> list[rules.RuleRun]:
-    """Every rule over the whole history, then the lead list, in one transaction."""
+def screen_stage(
+    db_path: Path, settings: Settings, run_id: str, *, incremental: bool = True
+) -> list[rules.RuleRun]:
+    """Every rule, then the lead list, in one transaction.
+
+    Incremental by default: a rule screens only the subjects that data not yet screened
+    touched, unless it must see everything (see :func:`full_rules`). The leads are the
+    same as a full rebuild's either way; ``incremental=False`` forces the full rebuild.
+    """
     rule_list = rules.load_rules(settings=settings)
     with Database.open(db_path) as db, db.transaction():
-        runs = rules.run_rules(db, rule_list, settings, run_id)
-        leads.build_leads(db, rule_list, settings)
+        full = full_rules(db, rule_list, settings) if incremental else {r.id for r in rule_list}
+        scoped = frozenset(r.id for r in rule_list if r.id not in full)
+        runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
+        leads.build_leads(db, rule_list, settings, scoped=scoped)
+        db.execute("mark screened",
+                   "update runs set screened_at = now() where screened_at is null")
+    log.info("screen: %d rules on touched subjects, %d over the whole history",
+             len(scoped), len(rule_list) - len(scoped))
     return runs
+
+
+def full_rules(db: Database, rule_list: list[rules.Rule], settings: Settings) -> set[str]:
+    """Rules that must screen the whole history this time: all of them when reference data
+    changed since the last screening; else those that are new, whose SQL or settings
+    changed, or that depend on the data as a whole (:attr:`Rule.scopable`)."""
+    (ref_changed,) = db.fetch_one(
+        "reference changed",
+        """select count(*) > 0 from reference_files
+           where run_id in (select run_id from runs where screened_at is null)""",
+    )
+    if ref_changed:
+        return {r.id for r in rule_list}
+    last = {
+        row[0]: (row[1], row[2])
+        for row in db.fetch_rows(
+            "last rule runs",
+            """select rr.rule_id, rr.sql_text, rr.params::varchar
+               from rule_runs rr join runs r using (run_id)
+               where r.screened_at is not null
+               qualify row_number() over (partition by rr.rule_id order by r.started_at desc) = 1""",
+        )
+    }
+    params = settings.rule_params()
+    full = set()
+    for rule in rule_list:
+        now = (rule.sql, json.dumps({k: params[k] for k in rule.params}, sort_keys=True))
+        if not rule.scopable or last.get(rule.id) != now:
+            full.add(rule.id)
+    return full
 
 
 def export_stage(db_path: Path, out: Path, summary: RunSummary) -> None:
@@ -139,7 +182,7 @@ def summarize(
 
 def run(
     landing: Path, db_path: Path, out: Path, settings: Settings | None = None, *,
-    encoding: str | None = None,
+    encoding: str | None = None, incremental: bool = True,
 ) -> RunSummary:
     """Ingest what is new under ``landing``, screen the whole history, write ``out``."""
     settings = settings or Settings()
@@ -148,7 +191,7 @@ def run(
     began = time.perf_counter()
     run_id, started_at = start_run(db_path, landing)
     refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding)
-    rule_runs = screen_stage(db_path, settings, run_id)
+    rule_runs = screen_stage(db_path, settings, run_id, incremental=incremental)
     summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
                         refs, result, rule_runs)
     export_stage(db_path, out, summary)

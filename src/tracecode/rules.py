@@ -57,6 +57,15 @@ class Rule:
         """The settings this rule reads, in the order they appear."""
         return tuple(sorted(named_params(self.sql)))
 
+    @property
+    def scopable(self) -> bool:
+        """Whether its findings on a subject depend only on that subject's records.
+
+        A rule reading ``data_clock`` (the latest upload time) can change its mind about
+        any subject whenever anything new arrives, so it always screens everything.
+        """
+        return "data_clock" not in self.sql
+
 
 @dataclass(frozen=True)
 class RuleRun:
@@ -127,8 +136,17 @@ def load_rules(folder: Path | None = None, settings: Settings | None = None) -> 
     return [rules[k] for k in sorted(rules)]
 
 
-def run_rules(db: Database, rules: list[Rule], settings: Settings, run_id: str) -> list[RuleRun]:
-    """Run every rule into the temp table ``rule_hits``; record each in ``rule_runs``."""
+def run_rules(
+    db: Database, rules: list[Rule], settings: Settings, run_id: str,
+    *, scoped: frozenset[str] = frozenset(),
+) -> list[RuleRun]:
+    """Run rules into the temp table ``rule_hits``; record each in ``rule_runs``.
+
+    Rules named in ``scoped`` screen only the subjects of their type that this run's data
+    touched (``sql/leads/scope.sql``): their inputs ``records`` and ``record_codes`` are
+    shadowed by temp views holding just the records of those subjects' codes, and their
+    hits are kept for those subjects only. The others screen the whole history.
+    """
     db.execute(
         "rule hits table",
         """create or replace temp table rule_hits (
@@ -136,16 +154,33 @@ def run_rules(db: Database, rules: list[Rule], settings: Settings, run_id: str) 
                event_time timestamp, code varchar, psn_no varchar, amount double,
                metric double, threshold double, note varchar)""",
     )
+    if scoped:
+        db.run_file("leads/scope.sql")
     params = settings.rule_params()
     runs = []
     for rule in rules:
         started = time.perf_counter()
-        db.execute(
-            f"rule {rule.id}",
-            f"insert into rule_hits by name select $rule_id as rule_id, * from (\n{rule.sql}\n)",
-            {**params, "rule_id": rule.id},
-            source=rule.source,
-        )
+        in_scope = rule.id in scoped
+        if in_scope:
+            _shadow_inputs(db, rule.subject_type)
+        try:
+            db.execute(
+                f"rule {rule.id}",
+                f"insert into rule_hits by name select $rule_id as rule_id, * from (\n{rule.sql}\n)",
+                {**params, "rule_id": rule.id},
+                source=rule.source,
+            )
+        finally:
+            if in_scope:
+                _drop_shadows(db)
+        if in_scope:
+            # the shadowed inputs hold other subjects' partial histories: keep only ours
+            db.execute(
+                "keep scoped hits",
+                f"""delete from rule_hits where rule_id = $rule_id
+                    and subject_id not in (select subject_id from scope_{rule.subject_type})""",
+                {"rule_id": rule.id},
+            )
         seconds = time.perf_counter() - started
         (rows,) = db.fetch_one(
             f"count {rule.id}", "select count(*) from rule_hits where rule_id = $rule_id",
@@ -158,8 +193,57 @@ def run_rules(db: Database, rules: list[Rule], settings: Settings, run_id: str) 
                (select count(distinct subject_id) from rule_hits where rule_id = $rule_id),
                $seconds, $sql, $params)""",
             {"run_id": run_id, "rule_id": rule.id, "category": rule.category, "rows": rows,
-             "seconds": seconds, "sql": rule.sql, "params": json.dumps(used)},
+             "seconds": seconds, "sql": rule.sql, "params": json.dumps(used, sort_keys=True)},
         )
-        log.info("rule %s: %d evidence rows in %.2fs", rule.id, rows, seconds)
+        log.info("rule %s%s: %d evidence rows in %.2fs", rule.id,
+                 " (touched subjects)" if in_scope else "", rows, seconds)
         runs.append(RuleRun(rule.id, rule.category, int(rows), seconds))
     return runs
+
+
+# The codes whose records a scoped rule of each subject type must see: a code rule its
+# touched codes; a person rule every code its touched persons bought (so returns pair
+# exactly as in a full run); an institution rule every code its touched institutions
+# handled.
+_SCOPE_CODES = {
+    "code": "select subject_id as code_id from scope_code",
+    "person": """select distinct c.code_id
+                 from {main}.record_codes as c
+                 semi join (select rec_id from {main}.records
+                            where psn_no in (select subject_id from scope_person)) using (rec_id)""",
+    "institution": """select distinct c.code_id
+                      from {main}.record_codes as c
+                      semi join (select rec_id from {main}.records
+                                 where fixmedins_code in (select subject_id
+                                                          from scope_institution))
+                      using (rec_id)""",
+}
+
+
+def _shadow_inputs(db: Database, subject_type: str) -> None:
+    (name,) = db.fetch_one("database name", "select current_database()")
+    main = '"' + name.replace('"', '""') + '".main'
+    db.execute("scope codes", "create or replace temp table rule_scope_codes as "
+                              + _SCOPE_CODES[subject_type].format(main=main))
+    db.execute(
+        "shadow records",
+        f"""create or replace temp view records as
+            select *
+            from {main}.records as r
+            where r.rec_id in (select rec_id from {main}.record_codes
+                               where code_id in (select code_id from rule_scope_codes))
+               -- deletions and codeless returns carry no code but act on records that do
+               or r.infno = '3507'
+               or (r.infno = '3506' and r.n_codes = 0)""",
+    )
+    db.execute(
+        "shadow record_codes",
+        f"""create or replace temp view record_codes as
+            select * from {main}.record_codes
+            where code_id in (select code_id from rule_scope_codes)""",
+    )
+
+
+def _drop_shadows(db: Database) -> None:
+    for view in ("records", "record_codes"):
+        db.execute(f"unshadow {view}", f"drop view if exists temp.main.{view}")
