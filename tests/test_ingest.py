@@ -407,3 +407,23 @@ def test_a_missing_landing_directory_exits_2_with_a_message(tmp_path: Path) -> N
                                       str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_exports_mask_id_numbers_and_names_unless_asked(landing: Landing, tmp_path: Path):
+    import polars as pl
+
+    landing.sale("P44010600001", "S1", ["A:1"], "2025-11-01 10:00:00")
+    landing.sale("P44010600001", "S2", ["A:1"], "2025-11-02 10:00:00")
+    landing.write()
+    run(landing, tmp_path)
+    certno, name = PERSONS["p1"].certno, PERSONS["p1"].name
+    evidence = pl.read_parquet(tmp_path / "out" / "evidence.parquet")
+    assert evidence["certno"].to_list() == [certno[:6] + "********" + certno[-4:]] * 2
+    assert evidence["psn_name"].to_list() == [name[0] + "*"] * 2
+    sheets = pl.read_excel(tmp_path / "out" / "leads.xlsx", sheet_id=0)
+    assert set(sheets) == {"线索", "证据"}
+    assert certno not in sheets["证据"].write_csv()
+
+    pipeline.run(landing.root, tmp_path / "db.duckdb", tmp_path / "plain", unmask=True)
+    plain = pl.read_parquet(tmp_path / "plain" / "evidence.parquet")
+    assert plain["certno"].to_list() == [certno] * 2

@@ -69,6 +69,9 @@ def run(
     full: Annotated[bool, typer.Option(
         "--full", help="Screen the whole history with every rule (the default screens "
                        "only what new data touched; the leads are the same).")] = False,
+    unmask: Annotated[bool, typer.Option(
+        "--unmask-personal-data", help="Write ID numbers and names unmasked in the evidence "
+                                       "exports. Only when you must, on purpose.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every query.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -85,7 +88,7 @@ def run(
         from tracecode.settings import load_settings
 
         summary = pipeline.run(landing, db, out, load_settings(settings), encoding=encoding,
-                               incremental=not full)
+                               incremental=not full, unmask=unmask)
         typer.echo(
             f"{summary.lines_read} lines read: {summary.records_stored} stored, "
             f"{summary.records_replaced} replaced, {summary.lines_quarantined} quarantined; "
@@ -143,14 +146,21 @@ def evaluate(
 
 
 @app.command("rules")
-def list_rules(debug: DebugOpt = False) -> None:
+def list_rules(
+    markdown: Annotated[bool, typer.Option(help="Print the README's catalogue table.")] = False,
+    debug: DebugOpt = False,
+) -> None:
     """The rule catalogue: id, category, subject, severity and the settings each reads."""
 
     def go() -> None:
-        from tracecode.rules import load_rules
+        from tracecode.rules import catalogue_markdown, load_rules
         from tracecode.settings import Settings
 
-        for r in load_rules(settings=Settings()):
+        rule_list = load_rules(settings=Settings())
+        if markdown:
+            typer.echo(catalogue_markdown(rule_list))
+            return
+        for r in rule_list:
             typer.echo(f"{r.id:<22} {r.subject_type:<12} sev {r.severity}  "
                        f"{', '.join(r.params) or '-'}")
 

@@ -119,9 +119,9 @@ def full_rules(db: Database, rule_list: list[rules.Rule], settings: Settings) ->
     return full
 
 
-def export_stage(db_path: Path, out: Path, summary: RunSummary) -> None:
+def export_stage(db_path: Path, out: Path, summary: RunSummary, *, unmask: bool = False) -> None:
     with Database.open(db_path) as db:
-        report.write_outputs(db, out, summary.to_dict())
+        report.write_outputs(db, out, summary.to_dict(), unmask=unmask)
         db.execute(
             "finish run",
             "update runs set finished_at = now(), summary = $summary where run_id = $run_id",
@@ -182,7 +182,7 @@ def summarize(
 
 def run(
     landing: Path, db_path: Path, out: Path, settings: Settings | None = None, *,
-    encoding: str | None = None, incremental: bool = True,
+    encoding: str | None = None, incremental: bool = True, unmask: bool = False,
 ) -> RunSummary:
     """Ingest what is new under ``landing``, screen the whole history, write ``out``."""
     settings = settings or Settings()
@@ -194,6 +194,6 @@ def run(
     rule_runs = screen_stage(db_path, settings, run_id, incremental=incremental)
     summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
                         refs, result, rule_runs)
-    export_stage(db_path, out, summary)
+    export_stage(db_path, out, summary, unmask=unmask)
     log.info("run %s: %d leads, %s", run_id, summary.leads, summary.leads_by_category)
     return summary

@@ -136,6 +136,23 @@ def load_rules(folder: Path | None = None, settings: Settings | None = None) -> 
     return [rules[k] for k in sorted(rules)]
 
 
+def catalogue_markdown(rules: list[Rule]) -> str:
+    """The README's rule table, from the rules' own headers (a test keeps them equal)."""
+    from tracecode.settings import RuleSettings
+
+    defaults = RuleSettings()
+    lines = [
+        "| id | 中文 | subject | severity | what it means | settings (default) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rules:
+        settings = ", ".join(f"`{p}` ({getattr(defaults, p)})" for p in r.params) or "-"
+        why = r.why.replace("|", "\\|")
+        lines.append(f"| `{r.id}` | {CATEGORIES[r.category].zh} | {r.subject_type} | "
+                     f"{r.severity} | {why} | {settings} |")
+    return "\n".join(lines)
+
+
 def run_rules(
     db: Database, rules: list[Rule], settings: Settings, run_id: str,
     *, scoped: frozenset[str] = frozenset(),
