@@ -427,3 +427,15 @@ def test_exports_mask_id_numbers_and_names_unless_asked(landing: Landing, tmp_pa
     pipeline.run(landing.root, tmp_path / "db.duckdb", tmp_path / "plain", unmask=True)
     plain = pl.read_parquet(tmp_path / "plain" / "evidence.parquet")
     assert plain["certno"].to_list() == [certno] * 2
+
+
+def test_the_html_report_lists_each_lead_with_its_reason_and_masked_evidence(
+    landing: Landing, tmp_path: Path
+) -> None:
+    landing.sale("P44010600001", "S1", ["A:1"], "2025-11-01 10:00:00")
+    landing.sale("P44010600001", "S2", ["A:1"], "2025-11-02 10:00:00")
+    landing.write()
+    run(landing, tmp_path)
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "整盒销售 2 次" in page and code("A:1") in page
+    assert PERSONS["p1"].certno not in page and PERSONS["p1"].name not in page

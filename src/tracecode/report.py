@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from html import escape
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def write_outputs(
                                {"unmask": unmask}, source="leads/evidence_export.sql")
     _atomic(out / "evidence.parquet", lambda p: evidence.write_parquet(p))
     _atomic(out / "leads.xlsx", lambda p: _write_workbook(p, leads, evidence))
+    _atomic(out / "report.html", lambda p: Path(p).write_text(
+        render_html(leads, evidence, summary), encoding="utf-8"))
     quarantine = db.fetch_polars(
         "quarantine list",
         """select src_file as file, line_no as line, reason, raw, run_id
@@ -77,6 +80,70 @@ def _write_workbook(path: str, leads: pl.DataFrame, evidence: pl.DataFrame) -> N
             note = wb.add_worksheet("说明")
             note.write(0, 0, f"证据共 {evidence.height} 行，超出 Excel 上限，"
                              f"此处仅列前 {EXCEL_ROWS} 行；完整内容见 evidence.parquet。")
+
+
+# leads shown in the HTML report, and evidence rows under each
+HTML_LEADS = 500
+HTML_EVIDENCE = 50
+_EVIDENCE_COLUMNS = ("event_time", "fixmedins_code", "fixmedins_name", "infno", "code",
+                     "psn_no", "certno", "psn_name", "qty", "amount", "fixmedins_bchno")
+
+
+def render_html(leads: pl.DataFrame, evidence: pl.DataFrame, summary: dict[str, Any]) -> str:
+    """A self-contained page: counts by category, then the top leads, each with its
+    evidence behind a click. Personal data as masked in ``evidence``."""
+    by_lead: dict[str, list[dict[str, Any]]] = {}
+    for row in evidence.select("lead_id", *_EVIDENCE_COLUMNS).iter_rows(named=True):
+        rows = by_lead.setdefault(row["lead_id"], [])
+        if len(rows) < HTML_EVIDENCE:
+            rows.append(row)
+    counts = "".join(
+        f"<tr><td>{escape(c)}</td><td>{n}</td></tr>"
+        for c, n in summary.get("leads_by_category", {}).items()
+    )
+    head = "".join(f"<th>{c}</th>" for c in _EVIDENCE_COLUMNS)
+    items = []
+    for lead in leads.head(HTML_LEADS).iter_rows(named=True):
+        ev = by_lead.get(lead["lead_id"], [])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(_cell(r[c]))}</td>" for c in _EVIDENCE_COLUMNS) + "</tr>"
+            for r in ev
+        )
+        more = lead["n_events"] - len(ev)
+        items.append(
+            f"<details><summary><b>{lead['score']:.1f}</b> {escape(lead['category_zh'])} · "
+            f"{escape(str(lead['subject_id']))} · {escape(lead['reason'])}</summary>"
+            f"<p class=en>{escape(lead['reason_en'])}</p>"
+            f"<p>lead_id <code>{lead['lead_id']}</code> · rule <code>{lead['rule_id']}</code>"
+            f" · {escape(lead['fixmedins_codes'] or '')}</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+            + (f"<p>另有 {more} 条证据见 evidence.parquet</p>" if more > 0 else "")
+            + "</details>"
+        )
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>疑点线索 tracecode</title>
+<style>
+body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; font-size: 90%; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
+details {{ margin: .4em 0; }} summary {{ cursor: pointer; }} .en {{ color: #555; }}
+</style></head><body>
+<h1>疑点线索 Suspicious leads</h1>
+<p>运行 {escape(str(summary.get("run_id", "")))} · 共 {leads.height} 条线索（按优先级排序，
+显示前 {min(leads.height, HTML_LEADS)} 条）· 身份证号与姓名已脱敏</p>
+<table><tr><th>category</th><th>leads</th></tr>{counts}</table>
+<h2>线索 Leads</h2>
+{"".join(items)}
+</body></html>
+"""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "strftime"):
+        return value.strftime(TIME_FORMAT)
+    return str(value)
 
 
 def _atomic(target: Path, write: Callable[[str], object]) -> None:
