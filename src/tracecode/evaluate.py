@@ -1,0 +1,172 @@
+"""Score a lead list against a simulation's truth: precision and recall per category.
+
+A lead is a true positive when its ``(category, subject_type, subject_id)`` is a row of
+the truth. Leads are counted once per such triple (two rules of one category on one
+subject are one finding). Precision is undefined (``None``) for a category without leads,
+recall for a category without planted cases. For the model's categories
+(``anomaly_*``) the recall is of whatever the lead list holds, e.g. its top k.
+
+>>> ev = evaluate(Path("sim/truth.csv"), Path("out/leads.csv"))  # doctest: +SKIP
+>>> print(render_table(ev))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracecode.categories import CATEGORIES
+from tracecode.errors import InputError
+
+KEY = ("category", "subject_type", "subject_id")
+
+
+class EvaluationInputError(InputError):
+    """The truth or the lead list cannot be read."""
+
+
+@dataclass(frozen=True)
+class Score:
+    category: str
+    truth: int  # planted cases
+    leads: int  # distinct (category, subject) leads
+    tp: int
+    fp: int
+    fn: int
+    precision: float | None
+    recall: float | None
+
+
+@dataclass(frozen=True)
+class FalsePositive:
+    category: str
+    subject_type: str
+    subject_id: str
+    planted_as: tuple[str, ...]  # the subject's truth categories, if it was planted at all
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    categories: tuple[Score, ...]  # the contract's vocabulary order, then any others
+    overall: Score
+    false_positives: tuple[FalsePositive, ...]
+
+    def score(self, category: str) -> Score:
+        return next(s for s in self.categories if s.category == category)
+
+
+def evaluate(truth_csv: Path, leads_csv: Path) -> Evaluation:
+    """Compare ``leads_csv`` (contract columns, UTF-8 with or without BOM) to ``truth_csv``."""
+    truth = _read(truth_csv, "truth")
+    leads = _read(leads_csv, "lead list")
+    hit = leads.join(truth, on=list(KEY), how="semi")
+    missed = truth.join(leads, on=list(KEY), how="anti")
+    wrong = leads.join(truth, on=list(KEY), how="anti")
+
+    def count(df: pl.DataFrame) -> dict[str, int]:
+        return dict(df.group_by("category").len().iter_rows())
+
+    n_truth, n_leads, n_tp, n_fn = count(truth), count(leads), count(hit), count(missed)
+    known = list(CATEGORIES)
+    others = sorted((set(n_truth) | set(n_leads)) - set(known))
+    scores = tuple(
+        _score(c, n_truth.get(c, 0), n_leads.get(c, 0), n_tp.get(c, 0), n_fn.get(c, 0))
+        for c in known + others
+    )
+    overall = _score("overall", truth.height, leads.height, hit.height, missed.height)
+    planted = truth.group_by("subject_type", "subject_id").agg(
+        pl.col("category").sort().alias("planted_as"))
+    fps = (
+        wrong.join(planted, on=["subject_type", "subject_id"], how="left")
+        .sort(list(KEY))
+        .iter_rows(named=True)
+    )
+    false_positives = tuple(
+        FalsePositive(r["category"], r["subject_type"], r["subject_id"],
+                      tuple(r["planted_as"] or ()))
+        for r in fps
+    )
+    return Evaluation(scores, overall, false_positives)
+
+
+def _score(category: str, truth: int, leads: int, tp: int, fn: int) -> Score:
+    return Score(
+        category=category,
+        truth=truth,
+        leads=leads,
+        tp=tp,
+        fp=leads - tp,
+        fn=fn,
+        precision=tp / leads if leads else None,
+        recall=tp / truth if truth else None,
+    )
+
+
+def _read(path: Path, what: str) -> pl.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationInputError(f"the {what} {path} does not exist; give the path of a CSV")
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    try:
+        df = pl.read_csv(text.encode(), infer_schema=False) if text.strip() else pl.DataFrame()
+    except pl.exceptions.PolarsError as e:
+        raise EvaluationInputError(f"the {what} {path} is not a readable CSV: {e}") from e
+    missing = [c for c in KEY if c not in df.columns]
+    if missing:
+        raise EvaluationInputError(
+            f"the {what} {path} lacks column(s) {', '.join(missing)}; it needs "
+            f"{', '.join(KEY)} (as truth.csv and leads.csv have)")
+    return (
+        df.select([pl.col(c).fill_null("").str.strip_chars() for c in KEY])
+        .filter(pl.col("category") != "")
+        .unique(maintain_order=True)
+    )
+
+
+def render_table(ev: Evaluation) -> str:
+    """A Markdown table: one row per category that has planted cases or leads, then
+    the overall row."""
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.1f}%"
+
+    head = ("| category | 类别 | planted | leads | TP | FP | FN | precision | recall |\n"
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    rows = []
+    for s in (*[s for s in ev.categories if s.truth or s.leads], ev.overall):
+        zh = CATEGORIES[s.category].zh if s.category in CATEGORIES else ""
+        name = f"**{s.category}**" if s.category == "overall" else f"`{s.category}`"
+        rows.append(f"| {name} | {zh} | {s.truth} | {s.leads} | {s.tp} | {s.fp} | {s.fn} | "
+                    f"{pct(s.precision)} | {pct(s.recall)} |")
+    return "\n".join([head, *rows])
+
+
+def render_false_positives(ev: Evaluation, limit: int = 20) -> str:
+    """The false positives, a few per category, for a human to look at."""
+    lines: list[str] = []
+    by_cat: dict[str, list[FalsePositive]] = {}
+    for fp in ev.false_positives:
+        by_cat.setdefault(fp.category, []).append(fp)
+    for cat, fps in by_cat.items():
+        lines.append(f"{cat}: {len(fps)} false positive(s)")
+        for fp in fps[:limit]:
+            also = f" (planted as {', '.join(fp.planted_as)})" if fp.planted_as else ""
+            lines.append(f"  {fp.subject_type} {fp.subject_id}{also}")
+    return "\n".join(lines)
+
+
+def to_dict(ev: Evaluation) -> dict[str, Any]:
+    """The evaluation as plain data, for ``--json``."""
+    return {
+        "categories": [asdict(s) for s in ev.categories],
+        "overall": asdict(ev.overall),
+        "false_positives_by_category": {
+            s.category: s.fp for s in ev.categories if s.fp
+        },
+        "false_positives": [
+            {**asdict(fp), "planted_as": list(fp.planted_as)} for fp in ev.false_positives
+        ],
+    }
