@@ -175,47 +175,57 @@ def run_rules(
         db.run_file("leads/scope.sql")
     params = settings.rule_params()
     runs = []
+    # rules sharing a scope (everything, or the touched subjects of one type) share the
+    # materialised input views: `sales` is computed once per scope, not once per rule
+    groups: dict[str | None, list[Rule]] = {}
     for rule in rules:
-        started = time.perf_counter()
-        in_scope = rule.id in scoped
-        if in_scope:
-            _shadow_inputs(db, rule.subject_type)
+        groups.setdefault(rule.subject_type if rule.id in scoped else None, []).append(rule)
+    for scope_type, members in sorted(groups.items(), key=lambda kv: kv[0] or ""):
+        _materialise_inputs(db, scope_type)
         try:
-            db.execute(
-                f"rule {rule.id}",
-                f"insert into rule_hits by name select $rule_id as rule_id, * from (\n{rule.sql}\n)",
-                {**params, "rule_id": rule.id},
-                source=rule.source,
-            )
+            for rule in members:
+                runs.append(_run_one(db, rule, params, run_id, scoped=scope_type is not None))
         finally:
-            if in_scope:
-                _drop_shadows(db)
-        if in_scope:
-            # the shadowed inputs hold other subjects' partial histories: keep only ours
-            db.execute(
-                "keep scoped hits",
-                f"""delete from rule_hits where rule_id = $rule_id
-                    and subject_id not in (select subject_id from scope_{rule.subject_type})""",
-                {"rule_id": rule.id},
-            )
-        seconds = time.perf_counter() - started
-        (rows,) = db.fetch_one(
-            f"count {rule.id}", "select count(*) from rule_hits where rule_id = $rule_id",
+            _drop_shadows(db)
+    order = {r.id: i for i, r in enumerate(rules)}
+    return sorted(runs, key=lambda r: order[r.rule_id])
+
+
+def _run_one(
+    db: Database, rule: Rule, params: dict[str, object], run_id: str, *, scoped: bool
+) -> RuleRun:
+    started = time.perf_counter()
+    db.execute(
+        f"rule {rule.id}",
+        f"insert into rule_hits by name select $rule_id as rule_id, * from (\n{rule.sql}\n)",
+        {**params, "rule_id": rule.id},
+        source=rule.source,
+    )
+    if scoped:
+        # the shadowed inputs hold other subjects' partial histories: keep only ours
+        db.execute(
+            "keep scoped hits",
+            f"""delete from rule_hits where rule_id = $rule_id
+                and subject_id not in (select subject_id from scope_{rule.subject_type})""",
             {"rule_id": rule.id},
         )
-        used = {k: params[k] for k in rule.params}
-        db.execute(
-            "record rule run",
-            """insert into rule_runs values ($run_id, $rule_id, $category, $rows,
-               (select count(distinct subject_id) from rule_hits where rule_id = $rule_id),
-               $seconds, $sql, $params)""",
-            {"run_id": run_id, "rule_id": rule.id, "category": rule.category, "rows": rows,
-             "seconds": seconds, "sql": rule.sql, "params": json.dumps(used, sort_keys=True)},
-        )
-        log.info("rule %s%s: %d evidence rows in %.2fs", rule.id,
-                 " (touched subjects)" if in_scope else "", rows, seconds)
-        runs.append(RuleRun(rule.id, rule.category, int(rows), seconds))
-    return runs
+    seconds = time.perf_counter() - started
+    (rows,) = db.fetch_one(
+        f"count {rule.id}", "select count(*) from rule_hits where rule_id = $rule_id",
+        {"rule_id": rule.id},
+    )
+    used = {k: params[k] for k in rule.params}
+    db.execute(
+        "record rule run",
+        """insert into rule_runs values ($run_id, $rule_id, $category, $rows,
+           (select count(distinct subject_id) from rule_hits where rule_id = $rule_id),
+           $seconds, $sql, $params)""",
+        {"run_id": run_id, "rule_id": rule.id, "category": rule.category, "rows": rows,
+         "seconds": seconds, "sql": rule.sql, "params": json.dumps(used, sort_keys=True)},
+    )
+    log.info("rule %s%s: %d evidence rows in %.2fs", rule.id,
+             " (touched subjects)" if scoped else "", rows, seconds)
+    return RuleRun(rule.id, rule.category, int(rows), seconds)
 
 
 # The codes whose records a scoped rule of each subject type must see: a code rule its
@@ -237,9 +247,22 @@ _SCOPE_CODES = {
 }
 
 
-def _shadow_inputs(db: Database, subject_type: str) -> None:
+# Views every rule reads, computed once per scope into temp tables of the same name,
+# which shadow the views for the rules (and the views built on them) while they run.
+MATERIALISED = ("sales", "sale_events", "stock_moves")
+
+
+def _materialise_inputs(db: Database, scope_type: str | None) -> None:
     (name,) = db.fetch_one("database name", "select current_database()")
     main = '"' + name.replace('"', '""') + '".main'
+    if scope_type is not None:
+        _shadow_records(db, main, scope_type)
+    for view in MATERIALISED:
+        db.execute(f"materialise {view}",
+                   f"create or replace temp table {view} as select * from {main}.{view}")
+
+
+def _shadow_records(db: Database, main: str, subject_type: str) -> None:
     db.execute("scope codes", "create or replace temp table rule_scope_codes as "
                               + _SCOPE_CODES[subject_type].format(main=main))
     db.execute(
@@ -262,5 +285,7 @@ def _shadow_inputs(db: Database, subject_type: str) -> None:
 
 
 def _drop_shadows(db: Database) -> None:
+    for view in MATERIALISED:
+        db.execute(f"drop materialised {view}", f"drop table if exists temp.main.{view}")
     for view in ("records", "record_codes"):
         db.execute(f"unshadow {view}", f"drop view if exists temp.main.{view}")
