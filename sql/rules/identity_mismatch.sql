@@ -1,0 +1,94 @@
+-- id: identity_mismatch
+-- category: identity_mismatch
+-- subject: person
+-- severity: 4
+-- why: A sale names the insured person twice, by psn_no and by the ID document (psn_cert_type, certno). When the document is a resident ID (type 01; or no type given and an 18-character resident-ID shape) the two must be one person of persons.csv: the psn_no's registered certno differs, or the certno is registered to another psn_no, or the certno is not a valid resident ID (check character, birth date): someone else's card or a made-up identity (冒名). Other documents (90 social-security card...) and sales without a certno are not compared. A psn_no missing from persons.csv is not a lead by itself (the register lags new enrolments and does not hold people insured elsewhere who settle here), but its sale is still checked: its certno must be valid and must not belong to another psn_no. One certno with two psn_no in the register (re-enrolled elsewhere) is consistent with either. Certnos are compared in upper case ('x' = 'X'), without surrounding blanks.
+-- reason_zh: 参保人 {subject_id} 有 {n_events} 笔购药所报身份证号与参保登记不符或校验无效（{first_date} 至 {last_date}，{institutions_zh}），疑似冒名，医保基金支付 {amount} 元。
+-- reason_en: {n_events} purchases on person {subject_id} carried a resident ID that does not match the insurance register or is invalid ({first_date} to {last_date}, {institutions_en}), suggesting someone else's identity; the fund paid {amount} yuan.
+
+with purchases as (
+    select
+        *,
+        upper(trim(certno)) as stated_certno
+    from sale_records
+    where psn_no is not null
+      and nullif(trim(certno), '') is not null
+),
+
+-- sales whose document is a resident ID (居民身份证)
+resident_id_purchases as (
+    select *
+    from purchases
+    where psn_cert_type = '01'
+       or (
+           nullif(trim(psn_cert_type), '') is null
+           and regexp_full_match(stated_certno, '[0-9]{17}[0-9X]')
+       )
+),
+
+register as (
+    select
+        psn_no,
+        upper(trim(certno)) as certno
+    from persons
+    where nullif(trim(certno), '') is not null
+),
+
+certnos_of_psn as (
+    select
+        psn_no,
+        list(distinct certno) as certnos
+    from register
+    group by psn_no
+),
+
+psns_of_certno as (
+    select
+        certno,
+        list(distinct psn_no) as psn_nos
+    from register
+    group by certno
+),
+
+-- validated once per ID number, not once per sale
+id_validity as (
+    select
+        stated_certno,
+        is_valid_resident_id(stated_certno) as is_valid
+    from (
+        select distinct stated_certno
+        from resident_id_purchases
+    )
+),
+
+checked as (
+    select
+        s.*,
+        coalesce(not list_contains(c.certnos, s.stated_certno), false) as differs_from_register,
+        coalesce(not list_contains(p.psn_nos, s.psn_no), false) as registered_to_other,
+        not v.is_valid as invalid_id
+    from resident_id_purchases as s
+    join id_validity as v using (stated_certno)
+    left join certnos_of_psn as c using (psn_no)
+    left join psns_of_certno as p on p.certno = s.stated_certno
+)
+
+select
+    psn_no as subject_id,
+    rec_id,
+    fixmedins_code,
+    sel_time as event_time,
+    codes as code,
+    psn_no,
+    fund_amount as amount,
+    -- which check failed (no ID number here: evidence exports mask those from records)
+    concat_ws(
+        '; ',
+        case when differs_from_register then 'certno is not the one registered for this psn_no' end,
+        case when registered_to_other then 'certno is registered to another psn_no' end,
+        case when invalid_id then 'certno is not a valid resident ID' end
+    ) as note
+from checked
+where differs_from_register
+   or registered_to_other
+   or invalid_id

@@ -1,0 +1,67 @@
+-- id: off_hours_burst
+-- category: off_hours_burst
+-- subject: institution
+-- severity: 4
+-- why: Insured sales need the buyer at the counter. Many net sales to different persons while an institution is closed (institutions.csv open_time/close_time) in one night mean cards or e-insurance codes swiped with nobody there (Wuhan: remote scanning of buyers' codes). A night runs from closing time to the next opening, so hours that cross midnight (open 20:00, close 02:00) work too; the sales of one night are counted together whichever side of midnight they fall. Institutions without hours, or with opening equal to closing, are open around the clock (hospitals) and exempt. Sales in the first half hour after closing and the last before opening are not counted (a busy shop closing late, or opening early); a busy day inside opening hours is not a lead; one person's several sales count once.
+-- reason_zh: 机构 {subject_id} 在非营业时间集中发生销售：{first_time} 至 {last_time} 共 {n_events} 笔，涉及 {n_persons} 名参保人，单晚最多 {metric_max} 人（阈值 {threshold} 人），医保基金支付 {amount} 元。
+-- reason_en: Institution {subject_id} recorded {n_events} sales to {n_persons} persons outside its opening hours ({first_time} to {last_time}), up to {metric_max} persons in one night (threshold {threshold}); the fund paid {amount} yuan.
+
+with opening_hours as (
+    select
+        fixmedins_code,
+        epoch(open_time) as opens_s,    -- seconds after midnight
+        epoch(close_time) as closes_s
+    from institutions
+    where open_time is not null
+      and close_time is not null
+      and open_time <> close_time
+),
+
+placed as (
+    select
+        s.*,
+        -- the sale's time on a clock that reads 00:00 at closing time: its date names the
+        -- night, its time is how long after closing the sale was made
+        s.sel_time - to_seconds(h.closes_s) as since_closing,
+        -- how long the institution stays closed, from closing to the next opening
+        (h.opens_s - h.closes_s + 86400) % 86400 as closed_s
+    from sale_records as s
+    join opening_hours as h using (fixmedins_code)
+    where s.psn_no is not null
+),
+
+-- closed, less a grace at either end for a shop that closes late or opens early
+off_hours as (
+    select
+        *,
+        since_closing::date as night
+    from placed
+    where epoch(since_closing::time) > 30 * 60  -- TODO setting off_hours_grace_minutes = 30
+      and epoch(since_closing::time) < closed_s - 30 * 60
+),
+
+bursts as (
+    select
+        fixmedins_code,
+        night,
+        count(distinct psn_no) as n_persons
+    from off_hours
+    group by
+        fixmedins_code,
+        night
+    having count(distinct psn_no) >= $off_hours_min_sales
+)
+
+select
+    o.fixmedins_code as subject_id,
+    o.rec_id,
+    o.fixmedins_code,
+    o.sel_time as event_time,
+    o.codes as code,
+    o.psn_no,
+    o.fund_amount as amount,
+    b.n_persons as metric,
+    $off_hours_min_sales as threshold,
+    'night of ' || o.night::varchar as note
+from off_hours as o
+join bursts as b using (fixmedins_code, night)

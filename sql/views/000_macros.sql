@@ -1,0 +1,35 @@
+-- Macros shared by the views and rules. Applied first (file name order), at every open.
+
+-- The check character of a resident ID's 17-character body (ISO 7064 MOD 11-2, GB 11643):
+-- each digit times its weight, summed, mod 11, looked up in '10X98765432'.
+create or replace macro resident_id_check_char(body17) as
+    substr(
+        '10X98765432',
+        1 + (list_sum(list_transform(
+            list_zip(
+                string_split(body17, ''),
+                [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+            ),
+            lambda p: try_cast(p[1] as integer) * p[2]
+        )) % 11)::integer,
+        1
+    );
+
+-- Whether a string is a valid 18-character resident ID (居民身份证号): 6-digit region,
+-- 8-digit birth date that exists and is not in the future, 3-digit order, and the right
+-- check character (an 'x' is read as 'X'). Never null: a missing ID is not a valid one.
+create or replace macro is_valid_resident_id(certno) as
+    coalesce(
+        regexp_full_match(certno, '[0-9]{17}[0-9Xx]')
+        and try_strptime(substr(certno, 7, 8), '%Y%m%d')
+            between timestamp '1900-01-01' and current_date
+        and resident_id_check_char(left(certno, 17)) = upper(right(certno, 1)),
+        false
+    );
+
+-- The 9-digit serial of a 20-digit code (characters 8-16), to look up in code_issuance;
+-- null for anything else.
+create or replace macro trace_serial(code) as
+    case
+        when regexp_full_match(code, '8[0-9]{19}') then substr(code, 8, 9)::bigint
+    end;
