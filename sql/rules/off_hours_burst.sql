@@ -36,8 +36,8 @@ off_hours as (
         *,
         since_closing::date as night
     from placed
-    where epoch(since_closing::time) > 30 * 60  -- TODO setting off_hours_grace_minutes = 30
-      and epoch(since_closing::time) < closed_s - 30 * 60
+    where epoch(since_closing::time) > $off_hours_grace_minutes * 60
+      and epoch(since_closing::time) < closed_s - $off_hours_grace_minutes * 60
 ),
 
 bursts as (

@@ -39,8 +39,8 @@ class RuleSettings:
     upload_lag_days: float = 2.0
     # off_hours_burst: sales to distinct persons outside opening hours in one night
     off_hours_min_sales: int = 10
-    # the "night" of an off-hours burst starts at this hour and runs to the next noon
-    night_starts_hour: int = 12
+    # sales this close to closing or opening time do not count (a busy shop closing late)
+    off_hours_grace_minutes: int = 30
 
 
 @dataclass(frozen=True)
