@@ -45,10 +45,12 @@ from live_records as r
 join record_codes as c using (rec_id)
 where r.infno in ('3505', '3506');
 
--- Net sales: a sale's code counts unless a sale return (3506) took it back, either a
--- return naming the sale (medins_prod_sel_no), for the codes it lists or, listing none,
--- the whole sale; or a return of the same code at the same institution naming no sale
--- of ours, which takes back that code's sales there in time order, one each.
+-- Net sales. A sale return (3506) takes back:
+-- * when it names its sale (medins_prod_sel_no): the codes it lists from that sale (all
+--   of the sale when it lists none); from a split sale (拆零), only the units it returns;
+-- * when it names no sale of ours: the latest sale of the same code at the same
+--   institution still standing before it (a counter's cancel takes back the sale just
+--   made); a return with no such sale takes back nothing.
 create or replace view sales as
 with sold as (
     select *
@@ -72,12 +74,13 @@ codeless_returns as (
       and medins_prod_sel_no is not null
 ),
 
-named as (
+named_pairs as (
     select
         s.rec_id,
         s.code_seq,
         r.rec_id as ret_rec_id,
-        r.code_seq as ret_code_seq
+        r.code_seq as ret_code_seq,
+        r.units as ret_units
     from sold as s
     join returned as r
         on r.fixmedins_code = s.fixmedins_code
@@ -85,55 +88,137 @@ named as (
        and r.code_id = s.code_id
 ),
 
-standing as (
-    select s.*
+-- units each sale line got back from returns naming it
+named as (
+    select
+        rec_id,
+        code_seq,
+        sum(ret_units) as units_back
+    from named_pairs
+    group by rec_id, code_seq
+),
+
+after_named as (
+    select
+        s.* replace (
+            -- a split sale partly returned keeps the rest of its units and money
+            case when s.trdn_flag = '1' then s.units - coalesce(n.units_back, 0)
+                 else s.units end as units,
+            case when s.trdn_flag = '1' and s.units > 0
+                 then s.amount * (s.units - coalesce(n.units_back, 0)) / s.units
+                 else s.amount end as amount,
+            case when s.trdn_flag = '1' and s.units > 0
+                 then s.fund_amount * (s.units - coalesce(n.units_back, 0)) / s.units
+                 else s.fund_amount end as fund_amount
+        ),
+        n.units_back
     from sold as s
-    anti join named as n
-        on n.rec_id = s.rec_id
-       and n.code_seq = s.code_seq
+    left join named as n using (rec_id, code_seq)
     anti join codeless_returns as w
         on w.fixmedins_code = s.fixmedins_code
        and w.medins_prod_sel_no = s.fixmedins_bchno
 ),
 
+standing as (
+    select * exclude (units_back)
+    from after_named
+    where units_back is null
+       or (trdn_flag = '1' and units > 1e-9)
+),
+
 unnamed_returns as (
     select r.*
     from returned as r
-    anti join named as n
+    anti join named_pairs as n
         on n.ret_rec_id = r.rec_id
        and n.ret_code_seq = r.code_seq
 ),
 
-standing_ranked as (
+-- Standing sales push, unnamed returns pop, per institution and code in time order; the
+-- running balance, floored at zero, is the number of sales a return could take back.
+events as (
     select
+        fixmedins_code,
+        code_id,
         rec_id,
         code_seq,
-        fixmedins_code,
-        code_id,
-        row_number() over (
-            partition by fixmedins_code, code_id
-            order by sel_time, fixmedins_bchno, code_seq
-        ) as k
+        sel_time,
+        fixmedins_bchno,
+        false as is_return
     from standing
-),
-
-unnamed_ranked as (
+    union all
     select
         fixmedins_code,
         code_id,
-        row_number() over (
-            partition by fixmedins_code, code_id
-            order by sel_time, fixmedins_bchno, code_seq
-        ) as k
+        rec_id,
+        code_seq,
+        sel_time,
+        fixmedins_bchno,
+        true as is_return
     from unnamed_returns
 ),
 
+walked as (
+    select
+        *,
+        row_number() over w as step,
+        sum(case when is_return then -1 else 1 end) over w as balance
+    from events
+    window w as (
+        partition by fixmedins_code, code_id
+        order by sel_time, is_return, fixmedins_bchno, code_seq
+        rows unbounded preceding
+    )
+),
+
+levelled as (
+    select
+        *,
+        -- the balance floored at zero: returns with nothing to take back change nothing
+        balance - least(0, min(balance) over w) as level
+    from walked
+    window w as (
+        partition by fixmedins_code, code_id
+        order by step
+        rows unbounded preceding
+    )
+),
+
+pops as (
+    select
+        fixmedins_code,
+        code_id,
+        step,
+        level + 1 as level
+    from (
+        select
+            *,
+            lag(level, 1, 0) over (partition by fixmedins_code, code_id order by step)
+                as level_before
+        from levelled
+    )
+    where is_return
+      and level_before > 0
+),
+
+pushes as (
+    select *
+    from levelled
+    where not is_return
+),
+
+-- each effective return takes back the latest sale before it that brought the stack to
+-- its level
 taken_back as (
     select
         s.rec_id,
         s.code_seq
-    from standing_ranked as s
-    join unnamed_ranked as u using (fixmedins_code, code_id, k)
+    from pops as p
+    asof join pushes as s
+        on s.fixmedins_code = p.fixmedins_code
+       and s.code_id = p.code_id
+       and s.level = p.level
+       and s.step <= p.step
 )
 
 select s.* exclude (infno, medins_prod_sel_no)
