@@ -1,10 +1,7 @@
 -- One lead per rule and subject, from the evidence kept in lead_evidence.
 -- Params: $amount_full_yuan, $events_full, $institutions_full (ScoreSettings).
 --
--- score (0-100) = severity (1-5) x 10          -- what kind of fraud it suggests
---               + 20 x money at risk            -- log scale, full at $amount_full_yuan
---               + 15 x repetition               -- log scale, full at $events_full records
---               + 15 x spread                   -- full at $institutions_full institutions
+-- score: the lead_score macro (sql/views/002_scoring.sql).
 
 create or replace temp table lead_agg as
 with grouped as (
@@ -33,11 +30,6 @@ with grouped as (
 
 select
     *,
-    round(
-        severity * 10
-        + 20 * least(1, ln(1 + amount) / ln(1 + $amount_full_yuan))
-        + 15 * least(1, ln(n_events) / ln(greatest($events_full, 2)))
-        + 15 * least(1, (n_institutions - 1) / greatest($institutions_full - 1, 1)),
-        1
-    ) as score
+    lead_score(severity, amount, n_events, n_institutions,
+               $amount_full_yuan, $events_full, $institutions_full) as score
 from grouped;

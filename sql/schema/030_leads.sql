@@ -54,7 +54,9 @@ create table if not exists leads (
     severity        integer not null,
     reason          varchar not null,  -- Chinese, one sentence
     reason_en       varchar not null,
-    status          varchar not null   -- open | confirmed | dismissed (from lead_status)
+    status          varchar not null,  -- open | confirmed | dismissed (from lead_status)
+    anomaly_score   double,            -- the model's 0-100 view of the subject, when scored
+    anomaly_reason  varchar            -- and why, in Chinese (English in anomaly_scores)
 );
 
 -- Investigators' decisions; kept across runs, keyed by the stable lead_id.

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import ingest, leads, report, rules
+from tracecode import anomaly, ingest, leads, report, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
 from tracecode.settings import Settings
@@ -82,6 +82,10 @@ def screen_stage(
         scoped = frozenset(r.id for r in rule_list if r.id not in full)
         runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
         leads.build_leads(db, rule_list, settings, scoped=scoped)
+        # the model sees the whole history each run; its fitted models are kept beside
+        # the database, one folder per run, so every run's scores can be reproduced
+        anomaly.run_model(db, settings, Path(db_path).parent / "models" / run_id)
+        leads.merge_anomalies(db, settings)
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")
     log.info("screen: %d rules on touched subjects, %d over the whole history",

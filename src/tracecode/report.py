@@ -19,7 +19,7 @@ from tracecode.db import Database, read_sql
 LEAD_COLUMNS = (
     "lead_id", "rule_id", "category", "category_zh", "subject_type", "subject_id",
     "fixmedins_codes", "first_time", "last_time", "n_events", "amount", "score", "reason",
-    "reason_en", "n_institutions", "severity", "status",
+    "reason_en", "n_institutions", "severity", "status", "anomaly_score", "anomaly_reason",
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 

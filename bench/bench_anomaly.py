@@ -1,0 +1,123 @@
+"""Fit and scoring time and memory of the anomaly model, at city and province-day scale.
+
+Two ways to measure:
+
+- on a database that ``tracecode run`` filled (``--db``): the whole stage as the pipeline
+  runs it (feature SQL, fit, score, explain, store), timed part by part;
+- on generated feature matrices of a scale's size (``--scale``, the default): fit and
+  score alone, with as many institutions and person-months as the simulator's scale has
+  (province-day: 50,000 institutions and about 2.3 million person-months in a day).
+
+    python bench/bench_anomaly.py [--scale city|province-day|all] [--db PATH]
+
+Prints seconds and the process's peak memory (RSS) after each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tracecode.anomaly import AnomalyModel, ranked_subjects, run_model
+from tracecode.db import Database
+from tracecode.features import FEATURES, FeatureMatrix, SubjectType, compute_features
+from tracecode.settings import Settings
+
+# Rows per scale, from simulated runs: the city's 3,000 institutions and one million
+# insured over 7 days (about 290,000 people buy something); a province's day.
+SIZES: dict[str, dict[SubjectType, int]] = {
+    "city": {"institution": 3_000, "person": 290_000},
+    "province-day": {"institution": 50_000, "person": 2_300_000},
+}
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generated(subject: SubjectType, n: int, seed: int = 0) -> FeatureMatrix:
+    """A matrix of ``n`` rows shaped like real features: volumes log-normal, shares with
+    most of their mass near zero, ratios near one."""
+    rng = np.random.default_rng(seed)
+    cols = []
+    for f in FEATURES[subject]:
+        if f.kind == "share":
+            cols.append(rng.beta(0.5, 10, n))
+        elif f.kind == "ratio":
+            cols.append(1 + rng.gamma(1.0, 0.3, n))
+        elif f.kind == "yuan":
+            cols.append(rng.lognormal(5, 1, n))
+        else:
+            cols.append(np.floor(1 + rng.lognormal(0.5, 0.8, n)))
+    ids = pl.Series("subject_id", np.char.add("S", np.arange(n).astype(str)))
+    rows = pl.DataFrame({
+        "subject_id": ids,
+        "period": pl.repeat("2025-11", n, eager=True),
+        "peer_group": pl.repeat("person" if subject == "person" else "pharmacy", n,
+                                eager=True),
+        "first_time": pl.repeat(None, n, dtype=pl.Datetime, eager=True),
+        "last_time": pl.repeat(None, n, dtype=pl.Datetime, eager=True),
+        "n_events": pl.repeat(1, n, eager=True),
+        "amount": pl.repeat(0.0, n, eager=True),
+        "fixmedins_codes": ids,
+    })
+    return FeatureMatrix(subject, tuple(f.name for f in FEATURES[subject]),
+                         np.column_stack(cols), rows)
+
+
+def bench_generated(scale: str, settings: Settings) -> None:
+    print(f"\n== {scale}: generated features ({settings.model.n_estimators} trees, "
+          f"max_samples {settings.model.max_samples}, "
+          f"fit sample {settings.model.fit_sample_rows:,} rows)")
+    print(f"{'subject':<12}{'rows':>11}{'fit s':>8}{'score s':>9}{'explain s':>11}"
+          f"{'rows/s scored':>15}{'peak MiB':>10}")
+    for subject, n in SIZES[scale].items():
+        matrix = generated(subject, n)
+        t0 = time.perf_counter()
+        model = AnomalyModel(settings.model, subject).fit(matrix)
+        t1 = time.perf_counter()
+        scores = model.score(matrix)
+        t2 = time.perf_counter()
+        ranked_subjects(model, matrix, scores)
+        t3 = time.perf_counter()
+        print(f"{subject:<12}{n:>11,}{t1 - t0:>8.2f}{t2 - t1:>9.2f}{t3 - t2:>11.2f}"
+              f"{n / (t2 - t1):>15,.0f}{peak_mib():>10,.0f}")
+
+
+def bench_db(db_path: Path, settings: Settings) -> None:
+    print(f"\n== {db_path}: the stage as the pipeline runs it")
+    with tempfile.TemporaryDirectory() as tmp, Database.open(db_path) as db:
+        t0 = time.perf_counter()
+        matrices = compute_features(db, settings)
+        t1 = time.perf_counter()
+        print(f"features (SQL)  {t1 - t0:8.2f}s  institutions {len(matrices['institution']):,}"
+              f", person-months {len(matrices['person']):,}  peak {peak_mib():,.0f} MiB")
+        result = run_model(db, settings, Path(tmp))
+        t2 = time.perf_counter()
+        print(f"run_model       {t2 - t1:8.2f}s  (fit {result.fit_seconds:.2f}s, score "
+              f"{result.score_seconds:.2f}s; the rest: features again, explain, store)  "
+              f"peak {peak_mib():,.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=[*SIZES, "all"], default="all")
+    parser.add_argument("--db", type=Path, help="a database filled by `tracecode run`")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.db:
+        bench_db(args.db, settings)
+        return
+    for scale in SIZES if args.scale == "all" else [args.scale]:
+        bench_generated(scale, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+-- Behaviour features of each insured person, month by month: one row per person and
+-- calendar month with at least one net sale. The anomaly model scores each month; a
+-- person's lead is their most anomalous month. The columns before the features are
+-- evidence for that month.
+--
+-- A person's features are about how much, how often and where they buy: what a
+-- collector (buying dear drugs far beyond anyone's need) changes. Shares of night or
+-- out-of-town purchases are left to institutions: for one person they rest on a handful
+-- of purchases and mostly tell who travels.
+
+create or replace temp table person_features as
+with bought as (
+    select *
+    from feature_sales
+    where nullif(psn_no, '') is not null
+),
+
+person_drug_months as (
+    select
+        psn_no,
+        sel_month,
+        med_list_codg,
+        sum(packs) as packs
+    from bought
+    group by all
+),
+
+-- what one buyer of a drug usually takes in a month (median packs), per month; never
+-- less than one box, the least a pharmacy sells (clinics' split doses would otherwise
+-- make a single box look like twenty times the need)
+drug_norms as (
+    select
+        sel_month,
+        med_list_codg,
+        greatest(median(packs), 1) as typical_packs
+    from person_drug_months
+    group by all
+),
+
+need as (
+    select
+        m.psn_no,
+        m.sel_month,
+        max(m.packs / n.typical_packs) as need_ratio
+    from person_drug_months as m
+    join drug_norms as n using (sel_month, med_list_codg)
+    group by all
+),
+
+places as (
+    select
+        psn_no,
+        sel_month,
+        count(distinct fixmedins_code) as n_institutions,
+        string_agg(distinct fixmedins_code, ';' order by fixmedins_code) as fixmedins_codes
+    from bought
+    group by all
+),
+
+totals as (
+    select
+        psn_no,
+        sel_month,
+        min(sel_time) as first_time,
+        max(sel_time) as last_time,
+        count(distinct rec_id) as n_lines,
+        sum(packs) as packs,
+        coalesce(sum(packs) filter (where is_expensive), 0) as expensive_packs,
+        sum(fund_amount) as fund_amount,
+        count(distinct sel_date) as purchase_days
+    from bought
+    group by all
+),
+
+-- the person's usual month, over the months they bought anything
+usual as (
+    select
+        psn_no,
+        median(fund_amount) as usual_fund_amount
+    from totals
+    group by psn_no
+),
+
+final as (
+    select
+        t.psn_no as subject_id,
+        strftime(t.sel_month, '%Y-%m') as period,
+        'person' as peer_group,
+        t.first_time,
+        t.last_time,
+        t.n_lines as n_events,
+        round(t.fund_amount, 2) as amount,
+        p.fixmedins_codes,
+        -- features --------------------------------------------------------------------
+        -- fund yuan paid for the person's drugs in the month
+        t.fund_amount,
+        -- packs bought in the month (split sales count their fraction of a pack)
+        t.packs,
+        -- packs of expensive drugs (pack price >= the setting)
+        t.expensive_packs,
+        -- the most of any one drug, against what its usual buyer takes in a month (x times)
+        n.need_ratio,
+        -- distinct days with a purchase
+        t.purchase_days,
+        -- distinct institutions bought at
+        p.n_institutions,
+        -- the month's fund money against the person's usual month (x times); +100 yuan
+        -- keeps small amounts from looking like jumps
+        (t.fund_amount + 100) / (u.usual_fund_amount + 100) as amount_change
+    from totals as t
+    join need as n using (psn_no, sel_month)
+    join places as p using (psn_no, sel_month)
+    join usual as u using (psn_no)
+)
+
+select *
+from final
+order by subject_id, period;

@@ -1,0 +1,104 @@
+-- Merge the model's verdicts (anomaly_scores) into the lead list.
+-- * A person or institution already led by a rule keeps its lead(s) and gains the model's
+--   score and explanation.
+-- * The top-k of each subject type that no rule led become anomaly_* leads, with the
+--   records behind the score as their evidence.
+-- Params: $top_k_institutions, $top_k_persons, $amount_full_yuan, $events_full,
+--         $institutions_full.
+
+update leads
+set
+    anomaly_score = a.anomaly_score,
+    anomaly_reason = a.explanation_zh
+from anomaly_scores as a
+where a.subject_type = leads.subject_type
+  and a.subject_id = leads.subject_id;
+
+create or replace temp table anomaly_leads as
+select
+    'L' || left(md5('anomaly_' || a.subject_type || '|' || a.subject_type || '|' || a.subject_id), 16)
+        as lead_id,
+    'anomaly_' || a.subject_type as rule_id,
+    'anomaly_' || a.subject_type as category,
+    a.subject_type,
+    a.subject_id,
+    a.fixmedins_codes,
+    a.first_time,
+    a.last_time,
+    coalesce(a.n_events, 0) as n_events,
+    len(string_split(coalesce(a.fixmedins_codes, ''), ';')) as n_institutions,
+    round(coalesce(a.amount, 0), 2) as amount,
+    -- the model suggests, it does not prove: severity 3, like the behavioural rules
+    lead_score(3, coalesce(a.amount, 0), coalesce(a.n_events, 0),
+               len(string_split(coalesce(a.fixmedins_codes, ''), ';')),
+               $amount_full_yuan, $events_full, $institutions_full) as score,
+    3 as severity,
+    coalesce(a.explanation_zh, '模型判定该主体行为异常') as reason,
+    coalesce(a.explanation_en, 'The model ranks this subject''s behaviour abnormal.')
+        as reason_en,
+    a.anomaly_score,
+    a.explanation_zh as anomaly_reason
+from anomaly_scores as a
+where a.rank <= case a.subject_type
+                    when 'institution' then $top_k_institutions
+                    else $top_k_persons
+                end
+  and not exists (
+      select 1
+      from leads as l
+      where l.subject_type = a.subject_type
+        and l.subject_id = a.subject_id
+  );
+
+insert into leads by name
+select
+    a.* exclude (reason, reason_en),
+    a.reason,
+    a.reason_en,
+    c.category_zh,
+    coalesce(s.status, 'open') as status
+from anomaly_leads as a
+join anomaly_categories as c using (category)
+left join lead_status as s using (lead_id);
+
+-- evidence: the subject's net sales over the span the model scored
+delete from lead_evidence
+where rule_id like 'anomaly_%';
+
+insert into lead_evidence by name
+with evidence as (
+    select
+        a.lead_id,
+        a.rule_id,
+        a.subject_id,
+        a.first_time,
+        a.last_time,
+        s.*
+    from anomaly_leads as a
+    join sales as s on s.fixmedins_code = a.subject_id
+    where a.subject_type = 'institution'
+    union all by name
+    select
+        a.lead_id,
+        a.rule_id,
+        a.subject_id,
+        a.first_time,
+        a.last_time,
+        s.*
+    from anomaly_leads as a
+    join sales as s on s.psn_no = a.subject_id
+    where a.subject_type = 'person'
+)
+
+select
+    lead_id,
+    rule_id,
+    subject_id,
+    rec_id,
+    fixmedins_code,
+    sel_time as event_time,
+    drug_trac_codg as code,
+    psn_no,
+    fund_amount as amount
+from evidence
+where sel_time between first_time and last_time;

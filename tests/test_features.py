@@ -1,0 +1,120 @@
+"""The behaviour features, computed in DuckDB, against values worked out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from landing import PERSONS, Landing
+
+from tracecode import pipeline
+from tracecode.db import Database
+from tracecode.features import EVIDENCE_COLUMNS, FEATURES, TABLES, FeatureMatrix, compute_features
+from tracecode.settings import Settings, settings_from_dict
+
+
+@pytest.fixture(scope="module")
+def small_world_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three institutions, four persons, two weeks; values below are worked out by hand."""
+    tmp = tmp_path_factory.mktemp("features")
+    land = Landing(tmp / "landing")
+    # pharmacy 1 (Guangzhou, 440106): four sale records
+    land.sale("P44010600001", "S1", ["A:1"], "2025-11-03 10:00:00", person="p1")
+    land.sale("P44010600001", "S2", ["C:1", "C:2"], "2025-11-03 23:30:00", person="p3")
+    land.sale("P44010600001", "S3", ["A:2"], "2025-11-04 09:00:00", person="p1")
+    # a code never stocked here and sold again elsewhere (repeat code)
+    land.sale("P44010600001", "S4", ["B:5"], "2025-11-11 11:00:00", person="p2", stock=False)
+    land.sale("P44010400003", "S5", ["B:5"], "2025-11-12 11:00:00", person="p4")
+    # clinic: two split sales of one pack of A (28 units), 7 units each
+    land.sale("H44010600004", "S6", ["A:9"], "2025-11-05 10:00:00", split=True, qty=7,
+              person="p2")
+    land.sale("H44010600004", "S7", ["A:9"], "2025-11-13 10:00:00", split=True, qty=7,
+              person="p2")
+    land.write()
+    pipeline.run(land.root, tmp / "db.duckdb", tmp / "out")
+    return tmp / "db.duckdb"
+
+
+@pytest.fixture(scope="module")
+def small_world(small_world_db: Path) -> dict[str, FeatureMatrix]:
+    with Database.open(small_world_db) as db:
+        return compute_features(db, Settings())
+
+
+def _row(m: FeatureMatrix, subject: str, period: str | None = None) -> dict[str, float]:
+    ids = m.rows["subject_id"].to_list()
+    periods = m.rows["period"].to_list()
+    i = next(k for k, (s, p) in enumerate(zip(ids, periods, strict=True))
+             if s == subject and (period is None or p == period))
+    return dict(zip(m.names, m.values[i].tolist(), strict=True))
+
+
+def test_the_feature_tables_hold_the_evidence_then_exactly_the_declared_features(
+    small_world_db: Path,
+) -> None:
+    with Database.open(small_world_db) as db:
+        compute_features(db, Settings())
+        for subject, table in TABLES.items():
+            columns = [r[0] for r in db.fetch_rows("columns", f"describe {table}")]
+            assert columns == [*EVIDENCE_COLUMNS, *(f.name for f in FEATURES[subject])]
+
+
+def test_institution_features_match_the_values_worked_out_by_hand(
+    small_world: dict[str, FeatureMatrix],
+) -> None:
+    m = small_world["institution"]
+    assert sorted(m.rows["subject_id"]) == ["H44010600004", "P44010400003", "P44010600001"]
+    p1 = _row(m, "P44010600001")
+    window_days = 11  # 2025-11-03 .. 2025-11-13
+    # buyer-days: p1 on 11-03 and 11-04, p3 on 11-03, p2 on 11-11
+    assert p1["buyers_per_day"] == pytest.approx(4 / window_days)
+    assert p1["packs_per_buyer_day"] == pytest.approx(5 / 4)
+    # fund: A 56 + A 56 + C 2 x 1200 + B 180 over three buyers
+    assert p1["amount_per_buyer"] == pytest.approx((56 + 56 + 2400 + 180) / 3)
+    assert p1["expensive_share"] == pytest.approx(2 / 5)
+    assert p1["top_drug_share"] == pytest.approx(2400 / 2692)
+    # pharmacies sold 2 packs each of A, B and C: a third each; p1 sold 5 packs, 2 of A
+    assert p1["top_drug_lift"] == pytest.approx((2 + 1) / (5 / 3 + 1))
+    assert p1["nonlocal_share"] == pytest.approx(1 / 3)  # p3 is insured in Shenzhen
+    assert p1["night_share"] == pytest.approx(1 / 4)
+    assert p1["split_share"] == 0
+    assert p1["repeat_code_rate"] == pytest.approx(1 / 5)  # B:5 sold twice
+    assert p1["unstocked_share"] == pytest.approx(1 / 5)
+    # weeks of the window: 11-03 (7 days) and 11-10 (4 days); packs a day 4/7 and 1/4
+    assert p1["volume_jump"] == pytest.approx((4 / 7 + 1) / ((4 / 7 + 1 / 4) / 2 + 1))
+    assert p1["expensive_jump"] == pytest.approx((2 / 7 + 1 / 7) / (1 / 7 + 1 / 7))
+    clinic = _row(m, "H44010600004")
+    assert clinic["split_share"] == 1
+    assert clinic["packs_per_buyer_day"] == pytest.approx(0.25)
+
+
+def test_person_features_are_per_month_and_compare_a_drug_with_its_usual_buyer(
+    small_world: dict[str, FeatureMatrix],
+) -> None:
+    m = small_world["person"]
+    assert set(m.rows["period"]) == {"2025-11"}
+    p1 = _row(m, PERSONS["p1"].psn_no)
+    assert p1["packs"] == 2
+    assert p1["purchase_days"] == 2
+    # buyers of A this month: p1 two packs, p2 two quarter packs -> median 1.25
+    assert p1["need_ratio"] == pytest.approx(2 / 1.25)
+    p2 = _row(m, PERSONS["p2"].psn_no)
+    assert p2["n_institutions"] == 2
+    # B: p2 and p4 one box each; A: p2's half box is below the usual buyer's
+    assert p2["need_ratio"] == 1
+    p3 = _row(m, PERSONS["p3"].psn_no)
+    assert p3["expensive_packs"] == 2
+    assert p3["fund_amount"] == pytest.approx(2400)
+    assert p3["amount_change"] == 1  # a single month is its own usual month
+    evidence = m.rows.filter(m.rows["subject_id"] == PERSONS["p2"].psn_no).row(0, named=True)
+    assert evidence["fixmedins_codes"] == "H44010600004;P44010600001"
+    assert evidence["n_events"] == 3
+
+
+def test_the_expensive_threshold_is_the_setting(small_world_db: Path) -> None:
+    # pharmacy 1 sold A (56 yuan a pack) twice, C (1,200) twice and B (180) once
+    strict = settings_from_dict({"model": {"expensive_pack_price": 100.0}})
+    with Database.open(small_world_db) as db:
+        shares = [_row(compute_features(db, s)["institution"], "P44010600001")["expensive_share"]
+                  for s in (Settings(), strict)]
+    assert shares == [pytest.approx(2 / 5), pytest.approx(3 / 5)]
