@@ -113,3 +113,17 @@ def test_unreadable_inputs_say_what_is_wrong(tmp_path: Path, pair) -> None:
     bad.write_text("lead_id,category\nL1,no_inbound\n", encoding="utf-8")
     with pytest.raises(EvaluationInputError, match="subject_type, subject_id"):
         evaluate(pair[0], bad)
+
+
+def test_the_rules_line_leaves_out_the_models_top_k(tmp_path) -> None:
+    from tracecode.evaluate import evaluate
+
+    truth = tmp_path / "truth.csv"
+    truth.write_text("category,subject_type,subject_id,note\n"
+                     "no_inbound,institution,P1,\nanomaly_person,person,X,\n", encoding="utf-8")
+    leads = tmp_path / "leads.csv"
+    leads.write_text("category,subject_type,subject_id\nno_inbound,institution,P1\n"
+                     "anomaly_person,person,X\nanomaly_person,person,Y\n", encoding="utf-8")
+    ev = evaluate(truth, leads)
+    assert (ev.rules.tp, ev.rules.fp, ev.rules.precision) == (1, 0, 1.0)
+    assert (ev.overall.tp, ev.overall.fp) == (2, 1)

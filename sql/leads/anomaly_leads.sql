@@ -1,10 +1,10 @@
 -- Merge the model's verdicts (anomaly_scores) into the lead list.
 -- * A person or institution already led by a rule keeps its lead(s) and gains the model's
 --   score and explanation.
--- * The top-k of each subject type that no rule led become anomaly_* leads, with the
---   records behind the score as their evidence.
--- Params: $top_k_institutions, $top_k_persons, $amount_full_yuan, $events_full,
---         $institutions_full.
+-- * The top-k of each subject type that no rule led, scoring at least the floor, become
+--   anomaly_* leads, with the records behind the score as their evidence.
+-- Params: $top_k_institutions, $top_k_persons, $min_anomaly_score, $amount_full_yuan,
+--         $events_full, $institutions_full.
 
 update leads
 set
@@ -43,6 +43,8 @@ where a.rank <= case a.subject_type
                     when 'institution' then $top_k_institutions
                     else $top_k_persons
                 end
+  -- a subject the model itself calls usual is no lead, however small the world
+  and a.anomaly_score >= $min_anomaly_score
   and not exists (
       select 1
       from leads as l

@@ -141,6 +141,8 @@ def evaluate(
             typer.echo(json.dumps(ev.to_dict(result), ensure_ascii=False, indent=2))
         else:
             typer.echo(ev.render_table(result))
+            if result.false_positives:
+                typer.echo("\nFalse positives by category:\n" + ev.render_false_positives(result))
 
     _guard(debug, go)
 

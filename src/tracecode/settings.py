@@ -53,6 +53,8 @@ class ModelSettings:
     fit_sample_rows: int = 200_000
     top_k_institutions: int = 30
     top_k_persons: int = 60
+    # and only those scoring at least this (0-100; below 50 the model calls a subject usual)
+    min_anomaly_score: float = 50.0
     # a drug is "expensive" (a feature of the model) from this price per pack, in yuan
     expensive_pack_price: float = 500.0
 
