@@ -35,7 +35,7 @@ copy (
         infno := case when i % 20 < 17 then '3505' when i % 20 < 19 then '3502' else '3505' end,
         msgid := 'M' || i,
         inf_time := strftime(timestamp '2025-11-01' + to_seconds(i % 86400 + 60), '%Y-%m-%d %H:%M:%S'),
-        fixmedins_code := 'P440106' || lpad((i % 5000)::varchar, 5, '0'),
+        fixmedins_code := 'P440106' || lpad(((case when i % 20 = 19 then i - 3 else i end) % 5000)::varchar, 5, '0'),
         fixmedins_name := '药房' || (i % 5000),
         input := case when i % 20 in (17, 18) then
             json_object('invinfo', json_object(
