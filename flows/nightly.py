@@ -18,11 +18,11 @@ from typing import Any
 # tracecode's own log lines (counts per stage) go to the Prefect run logs too
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tracecode")
 
-from prefect import flow, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 
-from tracecode import pipeline  # noqa: E402
-from tracecode.settings import load_settings  # noqa: E402
+from tracecode import pipeline
+from tracecode.settings import load_settings
 
 # Ingest is idempotent (files are registered in the same transaction as their records),
 # so a retry after a transient failure (disk, lock held by a reader) is safe.

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from landing import Landing  # noqa: E402
+from landing import Landing
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def _guard(debug: bool, action: Callable[[], T]) -> T:
             raise
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    except Exception as e:  # noqa: BLE001 - the last line of defence, says how to see more
+    except Exception as e:
         if debug:
             raise
         typer.secho(f"internal error: {type(e).__name__}: {e}\n"

@@ -571,81 +571,80 @@ def _load_reference_file(
     run_id: str, encoding: str | None,
 ) -> ReferenceResult:
     rel = f"reference/{path.name}"
-    with _as_utf8(path, encoding) as (utf8_path, used):
-        with db.transaction():
-            # the dialect is the contract's (comma, double quotes) and the header is read
-            # here, so DuckDB's sniffer cannot be misled by a malformed row
-            names = _csv_header(utf8_path, rel)
-            db.execute(
-                f"read {rel}",
-                """create or replace temp table ref_raw as
+    with _as_utf8(path, encoding) as (utf8_path, used), db.transaction():
+        # the dialect is the contract's (comma, double quotes) and the header is read
+        # here, so DuckDB's sniffer cannot be misled by a malformed row
+        names = _csv_header(utf8_path, rel)
+        db.execute(
+            f"read {rel}",
+            """create or replace temp table ref_raw as
                    select * from read_csv($path, header = true, auto_detect = false,
                                           columns = $columns, delim = ',', quote = '"',
                                           escape = '"', strict_mode = false,
                                           store_rejects = true,
                                           rejects_table = 'ref_rejects',
                                           rejects_scan = 'ref_rejects_scan')""",
-                {"path": str(utf8_path), "columns": {n: "VARCHAR" for n in names}},
-            )
-            # rows DuckDB could not split (wrong column count...) are in ref_rejects with
-            # their line; the k-th accepted row is the k-th line (after the header) not there
-            db.execute(
-                f"lines of {rel}",
-                """create or replace temp table ref_lines as
+            {"path": str(utf8_path), "columns": {n: "VARCHAR" for n in names}},
+        )
+        # rows DuckDB could not split (wrong column count...) are in ref_rejects with
+        # their line; the k-th accepted row is the k-th line (after the header) not there
+        db.execute(
+            f"lines of {rel}",
+            """create or replace temp table ref_lines as
                    select line_no, row_number() over (order by line_no) - 1 as k
                    from (select range as line_no
                          from range(2, 2 + (select count(*) from ref_raw)
                                        + (select count(*) from ref_rejects)))
                    anti join ref_rejects on ref_rejects.line = line_no""",
+        )
+        header = {
+            row[0].strip().lstrip("\ufeff").lower(): row[0]
+            for row in db.fetch_rows(f"columns of {rel}", "describe ref_raw")
+        }
+        absent = [c.name for c in columns if c.name not in header]
+        required_absent = [c for c in absent if next(x for x in columns if x.name == c).required]
+        if required_absent:
+            raise InputError(
+                f"{rel} lacks required column(s) {', '.join(required_absent)}; "
+                f"it has {', '.join(sorted(header))}"
             )
-            header = {
-                row[0].strip().lstrip("\ufeff").lower(): row[0]
-                for row in db.fetch_rows(f"columns of {rel}", "describe ref_raw")
-            }
-            absent = [c.name for c in columns if c.name not in header]
-            required_absent = [c for c in absent if next(x for x in columns if x.name == c).required]
-            if required_absent:
-                raise InputError(
-                    f"{rel} lacks required column(s) {', '.join(required_absent)}; "
-                    f"it has {', '.join(sorted(header))}"
-                )
-            select = _reference_select(columns, header)
-            (first_rowid,) = db.fetch_one(f"first row of {rel}", "select min(rowid) from ref_raw")
-            db.execute(
-                f"validate {rel}",
-                f"create or replace temp table ref_checked as {select}",
-                {"first_rowid": first_rowid or 0},
-            )
-            db.execute(f"clear {name}", f"delete from {name}")
-            db.execute(
-                f"load {name}",
-                f"insert into {name} by name select * exclude (line_no, problems, raw) "
-                "from ref_checked where problems = ''",
-            )
-            db.execute(
-                f"quarantine {rel}",
-                """insert into quarantine
+        select = _reference_select(columns, header)
+        (first_rowid,) = db.fetch_one(f"first row of {rel}", "select min(rowid) from ref_raw")
+        db.execute(
+            f"validate {rel}",
+            f"create or replace temp table ref_checked as {select}",
+            {"first_rowid": first_rowid or 0},
+        )
+        db.execute(f"clear {name}", f"delete from {name}")
+        db.execute(
+            f"load {name}",
+            f"insert into {name} by name select * exclude (line_no, problems, raw) "
+            "from ref_checked where problems = ''",
+        )
+        db.execute(
+            f"quarantine {rel}",
+            """insert into quarantine
                    select $rel, line_no, problems, raw, $run_id
                    from ref_checked where problems <> ''
                    union all
                    select $rel, line, error_message, csv_line, $run_id
                    from ref_rejects""",
-                {"rel": rel, "run_id": run_id},
-            )
-            rows_read, rows_loaded = db.fetch_one(
-                f"count {rel}",
-                """select (select count(*) from ref_checked) + (select count(*) from ref_rejects),
+            {"rel": rel, "run_id": run_id},
+        )
+        rows_read, rows_loaded = db.fetch_one(
+            f"count {rel}",
+            """select (select count(*) from ref_checked) + (select count(*) from ref_rejects),
                           (select count(*) from ref_checked where problems = '')""",
-            )
-            db.execute(
-                f"register {rel}",
-                """insert or replace into reference_files
+        )
+        db.execute(
+            f"register {rel}",
+            """insert or replace into reference_files
                    values ($name, $sha, $enc, $read, $loaded, $run_id, $now)""",
-                {"name": name, "sha": sha, "enc": used, "read": rows_read,
-                 "loaded": rows_loaded, "run_id": run_id, "now": datetime.now()},
-            )
-            for t in ("ref_raw", "ref_checked", "ref_lines", "ref_rejects", "ref_rejects_scan"):
-                db.execute(f"drop {t}", f"drop table {t}")
+            {"name": name, "sha": sha, "enc": used, "read": rows_read,
+             "loaded": rows_loaded, "run_id": run_id, "now": datetime.now()},
+        )
+        for t in ("ref_raw", "ref_checked", "ref_lines", "ref_rejects", "ref_rejects_scan"):
+            db.execute(f"drop {t}", f"drop table {t}")
     result = ReferenceResult(name, True, used, int(rows_read), int(rows_loaded),
                              int(rows_read - rows_loaded))
     log.info("reference %s: %d rows loaded of %d (%s)%s", name, result.rows_loaded,
@@ -702,7 +701,7 @@ def _reference_select(columns: tuple[Column, ...], header: dict[str, str]) -> st
     )
 
 
-class _as_utf8:  # noqa: N801 - used as a context manager, reads like a function
+class _as_utf8:
     """The path of a UTF-8 version of a CSV: the file itself, or a transcoded temp copy."""
 
     def __init__(self, path: Path, encoding: str | None) -> None:

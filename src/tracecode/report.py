@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from html import escape
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Any
 
