@@ -8,6 +8,7 @@ failure into :class:`DatabaseError` naming the label, the SQL file and the SQL.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -209,10 +210,39 @@ class Database:
     # -- schema ---------------------------------------------------------------------------
 
     def apply_schema(self) -> None:
-        """Create missing tables (sql/schema) and (re)create every view (sql/views)."""
+        """Create missing tables (sql/schema) and (re)create every view (sql/views).
+
+        Skipped when the file already carries the digest of these very SQL files, so that
+        opening a database costs one query, not forty.
+        """
+        digest = schema_digest()
+        (known,) = self.fetch_one(
+            "schema digest known",
+            """select count(*) from duckdb_tables()
+               where table_name = 'schema_digest' and schema_name = 'main'
+                 and database_name = current_database()""",
+        )
+        if known and self.fetch_rows("schema digest", "select digest from schema_digest") == [
+            (digest,)
+        ]:
+            return
         for folder in ("schema", "views"):
             for path in sorted((sql_dir() / folder).glob("*.sql")):
                 self.run_file(f"{folder}/{path.name}")
+        self.execute("record schema digest",
+                     "create or replace table schema_digest as select $digest as digest",
+                     {"digest": digest})
+
+
+@cache
+def schema_digest() -> str:
+    """SHA-256 of every schema and view file, in the order they are applied."""
+    h = hashlib.sha256()
+    for folder in ("schema", "views"):
+        for path in sorted((sql_dir() / folder).glob("*.sql")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def split_statements(text: str) -> list[str]:
