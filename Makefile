@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf demo_out
-	$(BIN)/tracecode run sample_data --db demo_out/tracecode.duckdb --out demo_out
+	$(BIN)/tracecode run sample_data --db demo_out/tracecode.duckdb --out demo_out \
+		--settings sample_data/tracecode.toml
 
 test: $(STAMP)
 	$(BIN)/pytest -q
