@@ -21,10 +21,10 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from landing import Landing  # noqa: E402
+from landing import Landing
 
-from tracecode import ingest  # noqa: E402
-from tracecode.db import Database  # noqa: E402
+from tracecode import ingest
+from tracecode.db import Database
 
 # One message per row of range(): a sale (85%) with 1-3 codes, a stock-in (10%) or a
 # re-sent sale (5%); 1 line in 1000 is broken JSON, as real uploads are.
