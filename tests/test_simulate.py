@@ -9,17 +9,21 @@ have their shape, and normal buying and the look-alikes flag nothing.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
+import tracecode.simulate as simulation
 from tracecode.simulate import SCALES, SimulationError, simulate
 from tracecode.simulate.ids import is_valid_resident_id
+from tracecode.simulate.runs import join_runs, lexsort, search_right
 
 DAYS = 12
 SEED = 11
@@ -267,14 +271,65 @@ def well_formed(landing: Path) -> Iterator[dict]:
 
 
 def test_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
-    def digest(out: Path) -> dict[str, str]:
-        simulate(out, scale="demo", days=3, seed=5)
-        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(out.rglob("*")) if p.is_file()}
-
+    for name in ("a", "b"):
+        simulate(tmp_path / name, scale="demo", days=3, seed=5)
     first, second = digest(tmp_path / "a"), digest(tmp_path / "b")
     assert first == second
     assert any(name.startswith("messages/") for name in first)
+
+
+def digest(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def three_chunks(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The demo world in three chunks, so that several are written at once."""
+    monkeypatch.setitem(SCALES, "demo3", replace(SCALES["demo"], name="demo3", chunks=3))
+    return "demo3"
+
+
+def test_the_bytes_do_not_depend_on_how_many_threads_write(
+    tmp_path: Path, three_chunks: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulate(tmp_path / "two", scale=three_chunks, days=3, seed=5)
+    monkeypatch.setattr(simulation, "WRITERS", 1)
+    simulate(tmp_path / "one", scale=three_chunks, days=3, seed=5)
+    assert digest(tmp_path / "one") == digest(tmp_path / "two")
+    assert len(list((tmp_path / "one" / "messages").glob("*/part-0005.jsonl"))) >= 3
+
+
+def test_gzipped_messages_hold_the_same_lines(
+    tmp_path: Path, three_chunks: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulate(tmp_path / "plain", scale=three_chunks, days=2, seed=8)
+    monkeypatch.setitem(SCALES, three_chunks, replace(SCALES[three_chunks], gzip=True))
+    simulate(tmp_path / "gz", scale=three_chunks, days=2, seed=8)
+    plain = sorted((tmp_path / "plain" / "messages").rglob("*.jsonl"))
+    zipped = sorted((tmp_path / "gz" / "messages").rglob("*.jsonl.gz"))
+    assert [p.name + ".gz" for p in plain] == [p.name for p in zipped]
+    for p, z in zip(plain, zipped, strict=True):
+        assert gzip.decompress(z.read_bytes()) == p.read_bytes()
+
+
+def test_the_fast_sorts_and_searches_agree_with_numpy() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 60))
+        keys = tuple(rng.integers(-(2 ** int(rng.integers(1, 44))), 2 ** int(rng.integers(1, 44)),
+                                  n) for _ in range(int(rng.integers(1, 5))))
+        assert (lexsort(keys) == np.lexsort(keys)).all()
+    axis = np.sort(rng.integers(0, 30, 5_000) + rng.random(5_000) ** 3)
+    u = np.concatenate([rng.integers(-1, 32, 200_000) + rng.random(200_000), axis[:500]])
+    assert (search_right(axis, u) == np.searchsorted(axis, u, side="right")).all()
+
+
+def test_runs_of_codes_are_joined_in_order() -> None:
+    values = pl.Series(["a", "b", "c", "d", "e", "f"])
+    starts = np.array([True, False, True, True, False, False])
+    assert join_runs(values, starts, "|").to_list() == ["a|b", "c", "d|e|f"]
+    assert join_runs(values, np.ones(6, bool), "|").to_list() == values.to_list()
 
 
 def test_another_seed_writes_another_world(tmp_path: Path) -> None:

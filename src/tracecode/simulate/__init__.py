@@ -12,7 +12,9 @@ shared/contract.md and docs/messages.md; ``OUT/truth.csv`` lists every planted f
 
 The world is generated chunk by chunk (groups of whole districts: their people, shops
 and chains), so memory stays bounded at any scale; within a chunk everything is
-vectorised. Same seed, same bytes.
+vectorised. Two threads encode and write finished chunks while the next is generated;
+each chunk has its own random stream and its own files, so the bytes do not depend on
+that. Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,12 +38,14 @@ from tracecode.simulate.normal import home_lines, traveller_lines
 from tracecode.simulate.scales import SCALES, Scale
 from tracecode.simulate.stock import allocate
 from tracecode.simulate.world import World, build_world
-from tracecode.simulate.writer import write_issuance, write_messages, write_reference
+from tracecode.simulate.writer import prepare, write_issuance, write_messages, write_reference
 
 __all__ = ["SCALES", "Scale", "SimulationError", "SimulationResult", "World", "simulate"]
 
 log = logging.getLogger(__name__)
 OWN_OUTPUTS = ("messages", "reference", "truth.csv")
+WRITERS = 2
+ROWS_IN_FLIGHT = 1_000_000  # rows of chunks that may wait or be written at once
 
 
 class SimulationError(TracecodeError):
@@ -80,30 +86,49 @@ def simulate(
     log.info("world: %d institutions, %d persons, %d drugs, %d lots", world.inst.height,
              world.persons.height, world.catalog.height, world.lots.height)
 
-    travel = traveller_lines(world, np.random.default_rng([seed, 2]))
-    frauds, truth = plan_frauds(world, np.random.default_rng([seed, 3]))
-    write_reference(world, out)
-    travel_chunk = world.i_chunk[travel["inst"].to_numpy()]
-    fraud_chunk = world.i_chunk[frauds["inst"].to_numpy()]
     n_messages = n_codes = 0
-    for chunk in range(world.n_chunks):
-        rng = np.random.default_rng([seed, 10, chunk])
-        lines = pl.concat([home_lines(world, chunk, rng),
-                           travel.filter(pl.Series(travel_chunk == chunk))])
-        sales, stock = allocate(world, lines, rng)
-        rows = add_lookalikes(world, pl.concat([sales, stock]), chunk, rng)
-        rows = pl.concat([rows, frauds.filter(pl.Series(fraud_chunk == chunk))])
-        rows = pl.concat([rows, malformed_copies(rows, rng)])
-        m, c = write_messages(world, rows, chunk, out)
-        n_messages += m
-        n_codes += c
-        log.info("chunk %d/%d: %d messages", chunk + 1, world.n_chunks, m)
+    # writer threads encode and write chunks while this one generates the next (polars
+    # and numpy release the GIL, so the threads share the cores); at most WRITERS chunks
+    # and ROWS_IN_FLIGHT rows wait or are being written, which bounds memory
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="simulate-writer") as pool:
+        reference = [pool.submit(write_reference, world, out), pool.submit(prepare, world)]
+        pending: deque[tuple[int, Future[tuple[int, int]]]] = deque()
+        travel = traveller_lines(world, np.random.default_rng([seed, 2]))
+        frauds, truth = plan_frauds(world, np.random.default_rng([seed, 3]))
+        travel_chunk = world.i_chunk[travel["inst"].to_numpy()]
+        fraud_chunk = world.i_chunk[frauds["inst"].to_numpy()]
+        for chunk in range(world.n_chunks):
+            rng = np.random.default_rng([seed, 10, chunk])
+            lines = pl.concat([home_lines(world, chunk, rng),
+                               travel.filter(pl.Series(travel_chunk == chunk))])
+            sales, stock = allocate(world, lines, rng)
+            rows = add_lookalikes(world, pl.concat([sales, stock]), chunk, rng)
+            rows = pl.concat([rows, frauds.filter(pl.Series(fraud_chunk == chunk))])
+            rows = pl.concat([rows, malformed_copies(rows, rng)])
+            del lines, sales, stock
+            while pending and (len(pending) >= WRITERS or sum(
+                    n for n, _ in pending) + rows.height > ROWS_IN_FLIGHT):
+                m, c = pending.popleft()[1].result()
+                n_messages, n_codes = n_messages + m, n_codes + c
+            pending.append((rows.height, pool.submit(_write_chunk, world, rows, chunk, out)))
+            del rows
+        for _, done in pending:
+            m, c = done.result()
+            n_messages, n_codes = n_messages + m, n_codes + c
+        for made in reference:
+            made.result()
     write_issuance(world, out, np.random.default_rng([seed, 4]))
     truth.write_csv(out / "truth.csv")
     seconds = time.perf_counter() - began
     log.info("simulated %d messages, %d codes, %d planted frauds in %.1f s", n_messages,
              n_codes, truth.height, seconds)
     return SimulationResult(out, n_messages, n_codes, truth.height, seconds)
+
+
+def _write_chunk(world: World, rows: pl.DataFrame, chunk: int, out: Path) -> tuple[int, int]:
+    m, c = write_messages(world, rows, chunk, out)
+    log.info("chunk %d/%d: %d messages", chunk + 1, world.n_chunks, m)
+    return m, c
 
 
 def _prepare(out: Path) -> None:

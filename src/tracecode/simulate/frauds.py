@@ -27,10 +27,12 @@ import polars as pl
 from tracecode.simulate import data
 from tracecode.simulate.ids import check_digits, trace_codes
 from tracecode.simulate.normal import time_of_day
-from tracecode.simulate.records import FRAUD_KEY_BASE, RECORD_SCHEMA
+from tracecode.simulate.records import FRAUD_KEY_BASE, RECORD_SCHEMA, join_codes
 from tracecode.simulate.world import (
+    ACUTE,
     CLINIC,
     DAY,
+    DORMANT,
     HOSPITAL,
     PHARMACY,
     World,
@@ -69,25 +71,26 @@ class Planner:
     rows: list[dict] = field(default_factory=list)
     truth: list[dict] = field(default_factory=list)
     next_key: int = FRAUD_KEY_BASE
-    unstocked: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         w = self.world
         p = w.persons
         self.days = w.days
-        self.kind = w.pa["kind"]
+        self.kind = w.pa["kind_id"]  # index into PERSON_KINDS
         self.used = np.zeros(p.height, dtype=bool)  # people a scene already used
         self.exclusive = np.zeros(w.inst.height, dtype=bool)  # shops that are a subject
         self.involved = np.zeros(w.inst.height, dtype=bool)  # shops any scene used
+        self.unstocked = np.zeros(w.inst.height, dtype=np.int64)  # boxes sold never stocked
+        self.of_types: dict[tuple[int, ...], np.ndarray] = {}
         self.limits = drug_limits(w.catalog)
         self.male = w.pa["male"]
         self.age = w.pa["age"]
         # adults well past 18, so that any adult-only drug suits them
-        self.dormant_pool = np.flatnonzero((self.kind == "dormant") & (self.age >= 20))
+        self.dormant_pool = np.flatnonzero((self.kind == DORMANT) & (self.age >= 20))
         self.death_day = w.pa["death_day"]
         self.region = w.pa["region"]
         self.p_city = w.regions["city"].to_numpy()[self.region]
-        self.p_gd = w.regions["province"].to_numpy()[self.region] == "44"
+        self.p_gd = (w.regions["province"] == "44").to_numpy()[self.region]
         self.traveller = w.pa["traveller"]
         self.inst_of = np.stack([w.pa["inst1"], w.pa["inst2"], w.pa["inst3"]], axis=1)
         self.dead_pool = np.flatnonzero((self.death_day < w.days) & (self.age >= 30)
@@ -103,14 +106,15 @@ class Planner:
         self.psn_no = p["psn_no"]
         self.certno = p["certno"]
         # regular customers of each institution (alive, not travelling)
-        regular = np.isin(self.kind, ["chronic", "acute"]) & ~self.traveller & (
+        regular = (self.kind <= ACUTE) & ~self.traveller & (
             self.death_day > w.days + 1)
         who = np.repeat(np.arange(len(self.kind)), 3)
         where = self.inst_of.ravel()
         ok = (where >= 0) & np.repeat(regular, 3)
-        order = np.lexsort((who[ok], where[ok]))
-        self.cust_inst = where[ok][order]
-        self.cust_who = who[ok][order]
+        # (institution, person) pairs are unique: sorted as one number, by institution
+        # then person
+        pairs = np.sort(where[ok] * len(self.kind) + who[ok])
+        self.cust_inst, self.cust_who = np.divmod(pairs, len(self.kind))
 
     # -- people -------------------------------------------------------------------------
 
@@ -118,8 +122,7 @@ class Planner:
         return self.p_gd[c]
 
     def customers(self, inst: int) -> np.ndarray:
-        lo, hi = np.searchsorted(self.cust_inst, [inst, inst + 1])
-        c = np.unique(self.cust_who[lo:hi])
+        c = self._all_customers(inst)
         return c[~self.used[c]]
 
     def may_take(self, person: int, drug: int) -> bool:
@@ -135,7 +138,8 @@ class Planner:
         """An unused dormant person (buys nothing normally) meeting ``where``."""
         cand = self.dormant_pool[~self.used[self.dormant_pool]]
         if len(cand) > 5000:  # a random few thousand are plenty to choose from
-            cand = cand[np.unique(self.rng.integers(0, len(cand), 5000))]
+            pick = np.sort(self.rng.integers(0, len(cand), 5000))
+            cand = cand[pick[np.concatenate([[True], pick[1:] != pick[:-1]])]]
         if where is not None:
             cand = cand[where(cand)]
         if drug is not None:
@@ -157,7 +161,7 @@ class Planner:
 
     def _all_customers(self, inst: int) -> np.ndarray:
         lo, hi = np.searchsorted(self.cust_inst, [inst, inst + 1])
-        return np.unique(self.cust_who[lo:hi])
+        return self.cust_who[lo:hi]  # sorted, each person once
 
     # -- shops --------------------------------------------------------------------------
 
@@ -166,7 +170,9 @@ class Planner:
              where: Callable[[np.ndarray], np.ndarray] | None = None,
              unstocked: int = 0) -> int:
         w = self.world
-        cand = np.flatnonzero(np.isin(w.i_type, types))
+        if types not in self.of_types:
+            self.of_types[types] = np.flatnonzero(np.isin(w.i_type, types))
+        cand = self.of_types[types]
         if gd is not None:
             cand = cand[self.gd[cand] == gd]
         if hours is not None:
@@ -175,8 +181,7 @@ class Planner:
             cand = cand[where(cand)]
         cand = cand[~self.exclusive[cand]]
         if unstocked:
-            cand = cand[[self.unstocked.get(int(c), 0) + unstocked <= UNSTOCKED_CAP
-                         for c in cand]]
+            cand = cand[self.unstocked[cand] + unstocked <= UNSTOCKED_CAP]
         if len(cand) == 0:
             raise SkipScene("no institution fits")
         # prefer shops no scene used yet (a fraud's subject shop: only those)
@@ -187,7 +192,7 @@ class Planner:
         if exclusive:
             self.exclusive[inst] = True
         if unstocked:
-            self.unstocked[inst] = self.unstocked.get(inst, 0) + unstocked
+            self.unstocked[inst] += unstocked
         return inst
 
     def when(self, inst: int, day: int, lo: int = 0, hi: int = DAY) -> int:
@@ -742,6 +747,10 @@ def plan_frauds(world: World, rng: np.random.Generator) -> tuple[pl.DataFrame, p
                 skipped[name] = str(why)
     for name, why in skipped.items():
         log.warning("planted fewer %s than asked: %s", name, why)
+    for row in planner.rows:
+        if "codes" in row:
+            row["n_codes"] = len(row["codes"])
+            row["codes"] = join_codes(row["codes"])
     rows = pl.DataFrame(planner.rows, schema=RECORD_SCHEMA) if planner.rows else pl.DataFrame(
         schema=RECORD_SCHEMA)
     truth = pl.DataFrame(planner.truth, schema=TRUTH_SCHEMA).unique(

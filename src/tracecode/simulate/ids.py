@@ -41,23 +41,34 @@ def is_valid_resident_id(certno: str) -> bool:
 def resident_ids(region: np.ndarray, birth: np.ndarray, order: np.ndarray) -> pl.Series:
     """18-character IDs from region codes (int, 6 digits), birth dates (datetime64[D]) and
     3-digit order numbers (odd for men)."""
-    d = birth.astype("datetime64[D]")
-    month_start = d.astype("datetime64[M]")
-    year = month_start.astype("datetime64[Y]").astype(np.int64) + 1970
-    month = month_start.astype(np.int64) % 12 + 1
-    day = (d - month_start).astype(np.int64) + 1
-    ymd_int = year * 10_000 + month * 100 + day
+    d = pl.Series(birth.astype("datetime64[D]")).dt
+    ymd_int = (d.year().cast(pl.Int64) * 10_000 + d.month().cast(pl.Int64) * 100
+               + d.day().cast(pl.Int64)).to_numpy()
+    # a region code has 6 digits, the first not 0: the body always has 17
     body = region.astype(np.int64) * 10**11 + ymd_int * 1000 + order.astype(np.int64)
     check = np.zeros(len(body), dtype=np.int64)
-    rest = body.copy()
-    for w in ID_WEIGHTS[::-1]:  # from the last digit up
-        check += (rest % 10) * w
-        rest //= 10
-    check %= 11
+    for g, table in enumerate(_ID_TABLES):  # three digits at a time, from the last
+        check += table[body // 10 ** (3 * g) % 1000]
     return pl.select(pl.concat_str(
-        pl.Series(body).cast(pl.Utf8).str.zfill(17),
-        pl.Series(check).replace_strict(dict(enumerate(ID_CHECK)), return_dtype=pl.Utf8),
+        pl.Series(body).cast(pl.Utf8), pl.Series(list(ID_CHECK)).gather(check % 11),
     )).to_series().alias("certno")
+
+
+def _id_tables() -> list[np.ndarray]:
+    """For each group of three digits of a 17-digit body (from the last), the weighted sum
+    its value 0-999 adds to the check."""
+    v = np.arange(1000)
+    tables = []
+    for g in range(6):
+        t = np.zeros(1000, dtype=np.int64)
+        for j in range(3):
+            if 3 * g + j < 17:
+                t += v // 10**j % 10 * ID_WEIGHTS[16 - 3 * g - j]
+        tables.append(t)
+    return tables
+
+
+_ID_TABLES = _id_tables()
 
 
 def check_digits(prefix: np.ndarray, serial: np.ndarray) -> np.ndarray:
@@ -98,5 +109,10 @@ def chinese_names(rng: np.random.Generator, male: np.ndarray) -> pl.Series:
     first, second = given(), given()
     second = np.where(rng.random(n) < 0.7, second, len(chars) - 1)
     surname = rng.integers(0, len(SURNAMES), n)
-    return pl.select(pl.concat_str(chars.gather(surname), chars.gather(first),
-                                   chars.gather(second))).to_series().alias("psn_name")
+    # every possible name once (90 x 72 x 73), then each person's by index
+    g = len(chars) - m0  # given characters, and "" last
+    s_, f_, t_ = (a.ravel() for a in np.meshgrid(np.arange(m0), np.arange(m0, m0 + g - 1),
+                                                 np.arange(m0, m0 + g), indexing="ij"))
+    names = pl.select(pl.concat_str(chars.gather(s_), chars.gather(f_), chars.gather(t_))
+                      ).to_series()
+    return names.gather((surname * (g - 1) + first - m0) * g + second - m0).alias("psn_name")

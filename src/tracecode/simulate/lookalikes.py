@@ -24,6 +24,7 @@ from tracecode.simulate.normal import time_of_day
 from tracecode.simulate.records import LOOKALIKE_KEY_BASE, conform
 from tracecode.simulate.world import DAY, World
 
+ROLES = ("", "cancel_return", "cancel_delete", "cust_return", "correct", "resend")
 MALFORMED_KINDS = ("truncated", "bad_count", "no_body", "unknown_infno", "gbk", "not_object",
                    "codes_not_list", "bad_time", "empty")
 
@@ -32,7 +33,8 @@ def add_lookalikes(world: World, recs: pl.DataFrame, chunk: int,
                    rng: np.random.Generator) -> pl.DataFrame:
     """All versions of the chunk's normal records, with upload times, look-alikes and
     malformed copies."""
-    recs = recs.sort("key")
+    keys = recs["key"].to_numpy()
+    recs = recs.rechunk() if (keys[1:] > keys[:-1]).all() else recs.sort("key")
     n = recs.height
     is_sale = (recs["infno"] == "3505").to_numpy()
     whole = is_sale & (recs["trdn"] == "0").fill_null(False).to_numpy()
@@ -42,12 +44,12 @@ def add_lookalikes(world: World, recs: pl.DataFrame, chunk: int,
     tod = t_ev % DAY
     room = tod < world.i_close[inst] - 1800
     u = rng.random(n)
-    role = np.full(n, "", dtype=object)
-    role[whole & room & (u < 0.003)] = "cancel_return"
-    role[whole & room & (u >= 0.003) & (u < 0.005)] = "cancel_delete"
-    role[whole & (u >= 0.005) & (u < 0.007)] = "cust_return"
-    role[is_sale & (u >= 0.007) & (u < 0.010)] = "correct"
-    role[(u >= 0.010) & (u < 0.020)] = "resend"
+    role = np.zeros(n, dtype=np.int8)  # index into ROLES; 0: none
+    role[whole & room & (u < 0.003)] = 1
+    role[whole & room & (u >= 0.003) & (u < 0.005)] = 2
+    role[whole & (u >= 0.005) & (u < 0.007)] = 3
+    role[is_sale & (u >= 0.007) & (u < 0.010)] = 4
+    role[(u >= 0.010) & (u < 0.020)] = 5
 
     # upload times: seconds after the event, some institution-days the next night,
     # some records up to two days late
@@ -56,19 +58,21 @@ def add_lookalikes(world: World, recs: pl.DataFrame, chunk: int,
     inst_day = inst * 100_003 + day
     late_days = np.unique(inst_day)
     late_days = late_days[rng.random(len(late_days)) < 0.015]
-    batch = np.isin(inst_day, late_days) & (role == "") & (t_ev > 0)
+    batch = np.isin(inst_day, late_days) & (role == 0) & (t_ev > 0)
     t_up = t_ev + lag
     t_up = np.where(batch, (day + 1) * DAY + 3600 + rng.integers(0, 4 * 3600, n), t_up)
-    late = (role == "") & ~batch & (rng.random(n) < 0.01)
+    late = (role == 0) & ~batch & (rng.random(n) < 0.01)
     t_up = np.where(late, t_ev + rng.integers(6 * 3600, 47 * 3600, n), t_up)
-    recs = recs.with_columns(t_up=pl.Series(t_up), role=pl.Series(np.where(role == "",
-                                                                           recs["role"], role)))
+    recs = recs.with_columns(
+        t_up=pl.Series(t_up),
+        role=pl.when(pl.Series(role == 0)).then(pl.col("role")).otherwise(
+            pl.Series(role).replace_strict(dict(enumerate(ROLES)), return_dtype=pl.Utf8)))
 
     out = [recs]
     nxt = LOOKALIKE_KEY_BASE + chunk * (1 << 30)
 
     def take(r: str) -> pl.DataFrame:
-        return recs.filter(pl.col("role") == r)
+        return recs[np.flatnonzero(role == ROLES.index(r))]
 
     # cancel by return: 3506 naming the sale, then the same box sold again
     cr = take("cancel_return")
@@ -122,8 +126,8 @@ def add_lookalikes(world: World, recs: pl.DataFrame, chunk: int,
         keys = nxt + np.arange(k)
         nxt += k
         out[0] = recs.with_columns(
-            price=pl.when(pl.col("role") == "correct").then((pl.col("price") * 10).round(4))
-            .otherwise(pl.col("price")))
+            price=pl.when(pl.Series(role == ROLES.index("correct")))
+            .then((pl.col("price") * 10).round(4)).otherwise(pl.col("price")))
         out.append(_deletes(co, keys, del_t))
         out.append(co.with_columns(t_up=pl.Series(resend_t)))
     # re-sent: the same record again

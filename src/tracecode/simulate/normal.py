@@ -32,6 +32,10 @@ HOUR_PROFILE = np.array(
          0.8, 0.6],
     ]
 )
+# cumulative hour shares, as rng.choice(24, p=...) makes them (drawing through them
+# directly gives the same hours, without choice's checks of p on every call)
+HOUR_CDF = np.array([np.cumsum(HOUR_PROFILE[k] / HOUR_PROFILE[k].sum()) for k in range(3)])
+HOUR_CDF /= HOUR_CDF[:, -1:]
 WEEKDAY_WEIGHT = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 0.85])  # Monday first
 
 LINE_COLUMNS = {
@@ -55,8 +59,8 @@ def time_of_day(world: World, inst: np.ndarray, rng: np.random.Generator,
     hour = np.empty(n, dtype=np.int64)
     for k in (PHARMACY, CLINIC, HOSPITAL):
         m = itype == k
-        p = HOUR_PROFILE[k] / HOUR_PROFILE[k].sum()
-        hour[m] = rng.choice(24, size=int(m.sum()), p=p)
+        if size := int(m.sum()):
+            hour[m] = HOUR_CDF[k].searchsorted(rng.random(size), side="right")
     s = hour * 3600 + rng.integers(0, 3600, n)
     first = np.maximum(world.i_open[inst] + 60, lo)
     last = np.minimum(world.i_close[inst] - 60, hi)
@@ -161,7 +165,7 @@ def _lines(world: World, rng: np.random.Generator, person: np.ndarray, inst: np.
     cat = world.catalog
     n_ev = len(person)
     receipt = receipt_base + np.arange(n_ev)
-    setl = np.where(rng.random(n_ev) < 0.85, "1", "2")
+    fund = rng.random(n_ev) < 0.85  # mdtrt_setl_type 1 (the fund pays), else 2
 
     # chronic events buy each of the person's chronic drugs
     chron = np.stack([world.pa[f"chronic{j}"][person] for j in (1, 2, 3)], axis=1)
@@ -186,17 +190,17 @@ def _lines(world: World, rng: np.random.Generator, person: np.ndarray, inst: np.
     age_lo = (np.datetime64(world.start, "D") - birth).astype(np.int64) / 365.25
     ok = eligible(cat, prod, male, age_lo, age_lo + world.days / 365.25 + 1)
     itype = world.i_type[inst[ev]]
-    ok &= ~((kind[prod] == "hospital") & (itype == PHARMACY))
+    ok &= ~((kind == "hospital")[prod] & (itype == PHARMACY))
     ev, prod = ev[ok], prod[ok]
 
     units = cat["pack_units"].to_numpy()[prod]
     dose = cat["split_dose"].to_numpy()[prod]
-    expensive = (kind[prod] == "expensive") | (units == 1)
+    expensive = (kind == "expensive")[prod] | (units == 1)
     packs = np.where(expensive, rng.choice([1, 2], len(prod), p=[0.9, 0.1]),
                      rng.choice([1, 2, 3], len(prod), p=[0.8, 0.17, 0.03]))
     # clinics and hospitals split packs (拆零): a dose or two from an opened box
     can_split = (world.i_type[inst[ev]] != PHARMACY) & (dose > 0)
-    split = can_split & (rng.random(len(prod)) < np.where(kind[prod] == "chronic", 0.5, 0.8))
+    split = can_split & (rng.random(len(prod)) < np.where((kind == "chronic")[prod], 0.5, 0.8))
     split_units = np.minimum(dose * rng.choice([1, 2], len(prod), p=[0.7, 0.3]), units)
     n = np.where(split, split_units, packs)
     return pl.DataFrame(
@@ -208,7 +212,8 @@ def _lines(world: World, rng: np.random.Generator, person: np.ndarray, inst: np.
             "t": t[ev],
             "split": split,
             "n": n.astype(np.int64),
-            "setl": setl[ev],
+            "setl": pl.select(pl.when(pl.Series(fund[ev])).then(pl.lit("1"))
+                              .otherwise(pl.lit("2"))).to_series(),
         },
         schema=LINE_COLUMNS,
     )

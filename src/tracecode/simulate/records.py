@@ -4,6 +4,10 @@
 copy or a corrected version shares the key of the record it repeats. ``ref_key`` is the
 record a 3506 returns or a 3507 deletes. Person fields (``psn_no`` etc.) are only set
 where a planted fraud overrides what ``person`` would give.
+
+``codes`` holds a record's traceability codes already joined the way the message lists
+them (``CODE_SEP`` between two codes), so that copying and reordering records moves one
+string, not a list; ``n_codes`` counts them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "t_up": pl.Int64(),
     "product": pl.Int32(),
     "lot": pl.Int32(),
-    "codes": pl.List(pl.Utf8()),
+    "codes": pl.Utf8(),  # c1"},{"drug_trac_codg":"c2 ...: see join_codes
+    "n_codes": pl.Int32(),
     "cnt": pl.Int64(),
     "price": pl.Float64(),
     "trdn": pl.Utf8(),
@@ -36,6 +41,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "bad": pl.Utf8(),  # kind of malformation, for the few corrupted copies
 }
 
+CODE_SEP = '"},{"drug_trac_codg":"'
+
 # Keys: sale lines use their line number; stock records start here; frauds above.
 STOCK_KEY_BASE = 1 << 34
 LOOKALIKE_KEY_BASE = 1 << 36
@@ -50,3 +57,12 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
             for c, t in RECORD_SCHEMA.items()
         ]
     )
+
+
+def join_codes(codes: list[str]) -> str:
+    """The ``codes`` value of a record listing ``codes``.
+
+    >>> join_codes(["81", "82"])
+    '81"},{"drug_trac_codg":"82'
+    """
+    return CODE_SEP.join(codes)

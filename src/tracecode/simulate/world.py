@@ -7,6 +7,7 @@ numpy ``datetime64[D]``.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -15,10 +16,12 @@ import polars as pl
 
 from tracecode.simulate import data
 from tracecode.simulate.ids import chinese_names, resident_ids
+from tracecode.simulate.runs import search_right, seq_in_groups, stable_argsort
 from tracecode.simulate.scales import Scale
 
 PHARMACY, CLINIC, HOSPITAL = 0, 1, 2
 PERSON_KINDS = ("chronic", "acute", "dormant", "dead")
+CHRONIC, ACUTE, DORMANT, DEAD = range(4)
 TYPE_NAMES = np.array(["pharmacy", "clinic", "hospital"])
 DAY = 86_400
 BLOCK = 1 << 20  # serials reserved per lot; normal sales use the lower half
@@ -120,7 +123,8 @@ def build_world(scale: Scale, start: date, days: int, seed: int) -> World:
     inst = _institutions(scale, regions, rng)
     catalog = _catalog()
     lots = _lots(int(regions["chunk"].max()) + 1, catalog, start, days, rng)
-    persons = _persons(scale, regions, inst, catalog, start, days, rng)
+    with ThreadPoolExecutor(1, thread_name_prefix="simulate-world") as pool:
+        persons = _persons(scale, regions, inst, catalog, start, days, rng, pool)
     return World(scale, start, days, seed, regions, inst, catalog, lots, persons)
 
 
@@ -369,7 +373,7 @@ def _lots(chunks: int, catalog: pl.DataFrame, start: date, days: int,
 
 
 def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: pl.DataFrame,
-             start: date, days: int, rng: np.random.Generator) -> pl.DataFrame:
+             start: date, days: int, rng: np.random.Generator, pool: Executor) -> pl.DataFrame:
     """People who buy in the window, plus a register of dormant and deceased people.
 
     Columns that drive behaviour: ``kind`` (chronic | acute | dormant | dead),
@@ -392,7 +396,6 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
     per_region = np.stack([n_chronic, n_acute, n_dormant, n_dead], axis=1)
     region = np.repeat(np.repeat(np.arange(len(w)), 4), per_region.ravel())
     kind_id = np.repeat(np.tile(np.arange(4), len(w)), per_region.ravel())
-    kind = np.array(PERSON_KINDS)[kind_id]
     n = len(region)
 
     male = rng.random(n) < 0.5
@@ -401,7 +404,7 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
         [rng.random(n) < 0.15, rng.random(n) < 0.55],
         [rng.uniform(0.2, 14, n), rng.uniform(15, 45, n)], rng.uniform(45, 90, n))
     age_chronic = np.clip(rng.normal(62, 12, n), 25, 95)
-    age = np.where(kind == "chronic", age_chronic, age_acute)
+    age = np.where(kind_id == CHRONIC, age_chronic, age_acute)
     d0 = np.datetime64(start, "D")
     birth = d0 - (age * 365.25).astype(np.int64)
 
@@ -414,12 +417,8 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
     insu = np.where(migrant, other[rng.integers(0, len(other), n)], home)
     birthplace = np.where(migrant | (rng.random(n) < 0.8), insu, home)
 
-    # resident-ID order numbers: unique within (birthplace, birth date), odd for men
-    frame = pl.DataFrame({"bp": birthplace, "birth": birth.astype(np.int64), "m": male})
-    k = frame.select(pl.int_range(pl.len()).over("bp", "birth", "m")).to_series().to_numpy()
-    base = rng.integers(0, 150, n)
-    order = 2 * ((base + k) % 500) + male
-    certno = resident_ids(birthplace, birth, order)
+    # resident IDs (made on a second thread while this one draws on)
+    certno = pool.submit(_certnos, birthplace, birth, male, rng.integers(0, 150, n))
 
     # psn_no: province + 0000 + 8-digit number, unique
     number = rng.permutation(n) + 10_000_000 + rng.integers(0, 80_000_000)
@@ -427,10 +426,10 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
 
     # deaths: the register's deceased died before the window; a few buyers die in it
     death = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
-    dead_before = kind == "dead"
+    dead_before = kind_id == DEAD
     death = np.where(dead_before, d0 - rng.integers(5, 400, n), death)
     if days >= 3:
-        dies = (kind != "dead") & (kind != "dormant") & (rng.random(n) < 0.004)
+        dies = (kind_id <= ACUTE) & (rng.random(n) < 0.004)
         death = np.where(dies, d0 + rng.integers(1, days, n), death)
 
     # usual institutions, by busyness, in the home district
@@ -448,7 +447,7 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
     # with opening hours; at most three institutions in all, so no shop hopping
     city = admdvs[region] // 100
     gd_regions = np.flatnonzero(admdvs // 10_000 == 44)
-    traveller = (is_gd & (kind != "dead") & (kind != "dormant") & (age > 18)
+    traveller = (is_gd & (kind_id <= ACUTE) & (age > 18)
                  & (rng.random(n) < 0.02))
     away_region = gd_regions[rng.integers(0, len(gd_regions), n)]
     traveller &= city != admdvs[away_region] // 100
@@ -458,7 +457,7 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
     trip_start = rng.integers(0, max(days, 1), n)
     trip_len = rng.integers(1, 4, n)
 
-    chronic = _chronic_drugs(rng, catalog, male, age, days, kind == "chronic")
+    chronic = _chronic_drugs(rng, catalog, male, age, days, kind_id == CHRONIC)
     interval = rng.choice(REFILL_DAYS, size=n, p=_refill_weights(days))
     phase = rng.random(n) * np.minimum(interval, days)
 
@@ -466,7 +465,7 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
     return pl.DataFrame(
         {
             "psn_no": psn_no,
-            "certno": certno,
+            "certno": certno.result(),
             "psn_name": names,
             "gender": pl.Series(male).replace_strict({True: "M", False: "F"},
                                                      return_dtype=pl.Utf8),
@@ -491,7 +490,18 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
             "interval": interval.astype(np.int32),
             "phase": phase,
         }
-    ).sort("chunk", maintain_order=True)
+    ).pipe(lambda df: df if df["chunk"].is_sorted() else df.sort("chunk", maintain_order=True))
+
+
+def _certnos(birthplace: np.ndarray, birth: np.ndarray, male: np.ndarray,
+             base: np.ndarray) -> pl.Series:
+    """Resident IDs, with order numbers unique within (birthplace, birth date), odd for
+    men: ``base`` (0-149) plus the person's place among those born there that day."""
+    same = stable_argsort((birthplace.astype(np.int64) * 200_000 + (
+        birth - birth.min()).astype(np.int64)) * 2 + male)
+    k = np.empty(len(male), dtype=np.int64)
+    k[same] = seq_in_groups(birthplace[same], birth[same], male[same])
+    return resident_ids(birthplace, birth, 2 * ((base + k) % 500) + male)
 
 
 def _refill_weights(days: int) -> np.ndarray:
@@ -515,7 +525,7 @@ def _pick_institution(rng: np.random.Generator, region: np.ndarray, i_region: np
     # position on a global axis where region r occupies [r, r+1)
     axis = reg + cum / total[reg]
     u = region + rng.random(len(region)) * (1 - 1e-12)
-    pos = np.searchsorted(axis, u, side="right")
+    pos = search_right(axis, u)
     pos = np.minimum(pos, len(order) - 1)
     ok = (total[region] > 0) & (reg[pos] == region)
     return np.where(ok, order[pos], -1).astype(np.int64)
@@ -528,12 +538,15 @@ def eligible(catalog: pl.DataFrame | tuple[np.ndarray, ...], product: np.ndarray
     ``catalog`` may be given as :func:`drug_limits` of it, to save the lookup."""
     g, lo, hi = drug_limits(catalog) if isinstance(catalog, pl.DataFrame) else catalog
     g, lo, hi = g[product], lo[product], hi[product]
-    ok_g = (g == "") | ((g == "M") & male) | ((g == "F") & ~male)
+    ok_g = (g == 0) | ((g == 1) & male) | ((g == 2) & ~male)
     return ok_g & (age_lo >= lo + 1) & (age_hi < hi)
 
 
 def drug_limits(catalog: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (catalog["gender_limit"].to_numpy(), catalog["min_age"].fill_null(-1).to_numpy(),
+    """Gender limit (0 none, 1 men, 2 women), minimum and maximum age of each drug."""
+    gender = catalog["gender_limit"].replace_strict({"": 0, "M": 1, "F": 2},
+                                                    return_dtype=pl.Int8)
+    return (gender.to_numpy(), catalog["min_age"].fill_null(-1).to_numpy(),
             catalog["max_age"].fill_null(999).to_numpy())
 
 
@@ -548,9 +561,10 @@ def _chronic_drugs(rng: np.random.Generator, catalog: pl.DataFrame, male: np.nda
     how_many = rng.choice([1, 2, 3], size=n, p=[0.45, 0.38, 0.17])
     out = np.where(np.arange(3)[None, :] < how_many[:, None], out, -1)
     fallback = 0  # 阿托伐他汀钙片: no limits
+    limits = drug_limits(catalog)
     for j in range(3):
         col = out[:, j]
-        ok = eligible(catalog, np.maximum(col, 0), male, age, age + days / 365.25 + 1)
+        ok = eligible(limits, np.maximum(col, 0), male, age, age + days / 365.25 + 1)
         out[:, j] = np.where((col >= 0) & ~ok, fallback, col)
     out[:, 1] = np.where(out[:, 1] == out[:, 0], -1, out[:, 1])
     out[:, 2] = np.where((out[:, 2] == out[:, 0]) | (out[:, 2] == out[:, 1]), -1, out[:, 2])

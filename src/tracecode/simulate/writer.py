@@ -1,27 +1,34 @@
 """Records to files: reference CSVs, upload messages as JSON lines, the truth.
 
-Messages of a chunk are encoded column-wise (polars structs to JSON), sorted by upload
-time and written to ``messages/<upload date>/part-NNNN.jsonl``: a late upload of a day's
-sale lands in a later day's folder. Everything is sorted before writing, so the same
-seed gives the same bytes.
+Messages of a chunk are encoded column-wise (``concat_str`` of text pieces gathered from
+per-world tables), sorted by upload time and written to
+``messages/<upload date>/part-NNNN.jsonl``: a late upload of a day's sale lands in a later
+day's folder. Everything is sorted before writing, so the same seed gives the same bytes;
+a chunk's files are its own, so chunks may be written in any order, on any thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import io
+import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from tracecode.simulate.runs import lexsort, run_starts, seq_in_groups
 from tracecode.simulate.world import DAY, World
 
-BCHNO_PREFIX = {"3501": "I", "3502": "C", "3503": "G", "3504": "B", "3505": "S", "3506": "T"}
-TIME_FMT = "%Y-%m-%d %H:%M:%S"
-GBK_MARK = "\x01GBK\x01"
+INFNOS = ("3501", "3502", "3503", "3504", "3505", "3506", "3507")
+BCHNO_PREFIX = ("I", "C", "G", "B", "S", "T", "")  # by infno, as INFNOS
+# body shape of each infno (as INFNOS): inventory, change, purchase, sale, delete
+SHAPE = np.array([2, 1, 3, 3, 0, 0, 4], dtype=np.int8)
 
 
 def write_reference(world: World, out: Path) -> None:
@@ -34,10 +41,10 @@ def write_reference(world: World, out: Path) -> None:
         pl.col("pack_price").map_elements(lambda v: f"{v:.2f}", return_dtype=pl.Utf8),
         "gender_limit", "min_age", "max_age", "spec", "manufacturer",
     ).write_csv(ref / "catalog.csv")
+    # a Date written as text is YYYY-MM-DD (and far cheaper than strftime on millions)
     world.persons.select(
-        "psn_no", "certno", "psn_name", "gender",
-        pl.col("birth_date").dt.strftime("%Y-%m-%d"), "insu_admdvs",
-        pl.col("death_date").dt.strftime("%Y-%m-%d"),
+        "psn_no", "certno", "psn_name", "gender", pl.col("birth_date").cast(pl.Utf8),
+        "insu_admdvs", pl.col("death_date").cast(pl.Utf8),
     ).write_csv(ref / "persons.csv")
 
 
@@ -66,298 +73,405 @@ def write_issuance(world: World, out: Path, rng: np.random.Generator) -> None:
 
 
 def write_messages(world: World, rows: pl.DataFrame, chunk: int, out: Path) -> tuple[int, int]:
-    """Encode and write one chunk's rows; returns (lines written, codes in valid lines)."""
+    """Encode and write one chunk's rows; returns (lines written, codes in valid lines).
+
+    The lines, in file order and each ending in a newline, are written in slices of at
+    most ``WRITE_ROWS`` lines, each slice as the buffer of one Arrow array (the memory of
+    a slice is reused for the next, where one buffer for a chunk would be fresh memory,
+    page faults, every time), except for the few malformed lines, written in their place
+    from ``Encoded.replace``. A file's blocks are reserved at its final size before it is
+    written, which costs the kernel far less than growing it write by write.
+    """
     if rows.height == 0:
         return 0, 0
-    lines = encode(world, rows, chunk)
-    n_codes = int(rows.filter(pl.col("bad").is_null())["codes"].list.len().fill_null(0).sum())
-    suffix = ".jsonl.gz" if world.scale.gzip else ".jsonl"
-    for (folder, shard), part in lines.group_by("folder", "shard", maintain_order=True):
-        path = out / "messages" / str(folder) / f"part-{int(shard):04d}{suffix}"
+    enc = encode(world, rows, chunk)
+    n = enc.lines.len()
+    n_codes = int(rows.filter(pl.col("bad").is_null())["n_codes"].fill_null(0).sum())
+    size = enc.lines.str.len_bytes().cast(pl.Int64).to_numpy().copy()
+    for at, text in enc.replace.items():
+        size[at] = len(text)
+    ends = np.cumsum(size)
+    files = np.flatnonzero((np.diff(enc.day) != 0) | (np.diff(enc.shard) != 0)) + 1
+    for lo, hi in pairwise([0, *files.tolist(), n]):
+        path = (out / "messages" / enc.folders[int(enc.day[lo])]
+                / f"part-{int(enc.shard[lo]):04d}{'.jsonl.gz' if world.scale.gzip else '.jsonl'}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not world.scale.gzip and not (part["bad"] == "gbk").any():
-            part.select("line").write_csv(path, include_header=False, quote_style="never")
-            continue
-        buf = io.BytesIO()
-        part.select("line").write_csv(buf, include_header=False, quote_style="never")
-        blob = _gbk_lines(buf.getvalue())
-        if world.scale.gzip:
-            with gzip.GzipFile(path, "wb", mtime=0) as f:
-                f.write(blob)
-        else:
-            path.write_bytes(blob)
-    return lines.height, n_codes
+        fixed = np.array([a for a in enc.replace if lo <= a < hi], dtype=np.int64)
+        cuts = np.unique(np.concatenate([[lo, hi], np.arange(lo, hi, WRITE_ROWS), fixed,
+                                         fixed + 1])).tolist()
+        with (gzip.GzipFile(path, "wb", mtime=0) if world.scale.gzip
+              else path.open("wb", buffering=0)) as f:
+            if not world.scale.gzip:
+                _reserve(f.fileno(), int(ends[hi - 1] - ends[lo] + size[lo]))
+            for a, b in pairwise(cuts):
+                if a in enc.replace:
+                    f.write(enc.replace[a])
+                    continue
+                arr = enc.lines.slice(a, b - a).to_arrow(compat_level=pl.CompatLevel.oldest())
+                offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1,
+                                        offset=arr.offset * 8)
+                f.write(memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]])
+    return n, n_codes
 
 
-def _gbk_lines(blob: bytes) -> bytes:
-    """Lines marked for it are re-encoded in GBK: not valid UTF-8, as some old systems send."""
-    mark = GBK_MARK.encode()
-    out, pos = [], 0
-    while (at := blob.find(mark, pos)) >= 0:
-        end = blob.find(b"\n", at)
-        out += [blob[pos:at], blob[at + len(mark):end].decode().encode("gbk")]
-        pos = end
-    return b"".join([*out, blob[pos:]])
+def _reserve(fd: int, size: int) -> None:
+    """Allocate ``size`` bytes of the new file ``fd`` at once, where the system can."""
+    if size > 0 and hasattr(os, "posix_fallocate"):
+        with contextlib.suppress(OSError):
+            os.posix_fallocate(fd, 0, size)
 
 
-def encode(world: World, rows: pl.DataFrame, chunk: int) -> pl.DataFrame:
-    """``folder, shard, bad, line`` for every row, sorted as written.
+WRITE_ROWS = 16_384
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A chunk's lines in the order written, with where each goes."""
+
+    lines: pl.Series  # each line with its newline
+    day: np.ndarray  # upload day, index into folders
+    shard: np.ndarray
+    folders: list[str]  # YYYY-MM-DD by day
+    replace: dict[int, bytes]  # malformed lines, by position: what is written instead
+
+
+def encode(world: World, rows: pl.DataFrame, chunk: int) -> Encoded:
+    """Every row as a JSON line, in the order written (by upload day, part file, upload
+    time, institution).
 
     Lines are assembled with ``concat_str`` from fragments: the institution, person, drug
-    and lot parts are encoded once per world and gathered by index. Every value is one
-    the simulator made (digits, letters, Chinese), so none needs JSON escaping.
+    and lot parts are encoded once per world and gathered by index, times are a day's
+    date plus a second's ``HH:MM:SS`` from a table, and identifiers that carry a date
+    and a serial number are one integer written as text. Every value is one the
+    simulator made (digits, letters, Chinese), so none needs JSON escaping.
     """
-    frag = _fragments(world)
+    tab = _tables(world)
+    rows = rows.rechunk()  # gathers from one chunk do not copy strings
     n = rows.height
-    # rows grouped by body shape, so that each shape is built on a slice (no copies)
-    shape = rows["infno"].replace_strict(SHAPE, return_dtype=pl.Int8).to_numpy()
-    by_shape = np.argsort(shape, kind="stable")
-    rows, shape = rows[by_shape], shape[by_shape]
+    kind = (rows["infno"].cast(pl.Int32) - 3501).cast(pl.Int8).to_numpy()
     inst = rows["inst"].to_numpy()
     t_up = rows["t_up"].to_numpy()
     t_ev = rows["t_ev"].to_numpy()
     up_day = t_up // DAY
-    n_days = int(max(up_day.max(), 0)) + 2
-    ymd = pl.Series([(np.datetime64(world.start, "D") + d).astype(str).replace("-", "")
-                     for d in range(n_days)])
-    folders = np.array([(np.datetime64(world.start, "D") + d).astype(str)
-                        for d in range(n_days)])
+    ev_day = t_ev // DAY
+    n_days = int(max(up_day.max(), ev_day.max())) + 1
+    days = [world.start + timedelta(days=d) for d in range(n_days)]
+    ymd = np.array([d.year * 10_000 + d.month * 100 + d.day for d in days], dtype=np.int64)
+    folders = [d.isoformat() for d in days]
+    day_str = pl.Series(folders)
+    day_sp = pl.Series([f"{d} " for d in folders])
+    bad = rows["bad"].is_not_null().to_numpy()
 
-    # fixmedins_bchno: per institution, kind and event day, in event order; versions of a
-    # record share its key, hence its bchno
-    infno = rows["infno"]
-    key = rows["key"].to_numpy()
-    own = ((infno != "3507") & rows["bad"].is_null()).to_numpy()
-    ukey, first = np.unique(key[own], return_index=True)
-    src = np.flatnonzero(own)[first]
-    kind_code = shape[src] * 10 + (infno.to_numpy()[src] == "3504") + (
-        infno.to_numpy()[src] == "3506")
-    ev_day = t_ev[src] // DAY
-    order = np.lexsort((ukey, t_ev[src], ev_day, kind_code, inst[src]))
-    seq = np.empty(len(order), dtype=np.int64)
-    seq[order] = _seq_in_groups(inst[src][order], kind_code[order], ev_day[order])
-    names = pl.select(pl.concat_str(
-        infno.gather(src).replace_strict(BCHNO_PREFIX, return_dtype=pl.Utf8),
-        ymd.gather(ev_day), pl.Series(seq + 1).cast(pl.Utf8).str.zfill(6))).to_series()
-
-    def lookup(keys: np.ndarray) -> pl.Series:
-        at = np.clip(np.searchsorted(ukey, keys), 0, max(len(ukey) - 1, 0))
-        found = (ukey[at] == keys) if len(ukey) else np.zeros(len(keys), bool)
-        return names.gather(at).zip_with(pl.Series(found), pl.Series([None], dtype=pl.Utf8))
-
-    bchno = lookup(key)
-    ref = rows["ref_key"].fill_null(-1).to_numpy()
-    ref_bchno = lookup(ref)
-
-    # receipts: rtal_docno per institution and day; setl_id when the fund paid
-    rc = (
-        rows.select("receipt", "inst", "t_ev", "setl")
-        .filter(pl.col("receipt").is_not_null() & rows["bad"].is_null())
-        .sort("receipt", "t_ev")
-        .unique("receipt", keep="first", maintain_order=True)
-        .with_columns(day=pl.col("t_ev") // DAY)
-        .sort("inst", "day", "t_ev", "receipt")
-    )
-    rseq = pl.Series(_seq_in_groups(rc["inst"].to_numpy(), rc["day"].to_numpy()) + 1).cast(
-        pl.Utf8).str.zfill(6)
-    rday = ymd.gather(rc["day"].to_numpy())
-    rc = rc.select(
-        "receipt",
-        rtal_docno=pl.concat_str(pl.lit("R"), rday, rseq),
-        setl_id=pl.when(pl.col("setl") == "1").then(pl.concat_str(
-            frag.admdvs.gather(rc["inst"].to_numpy()), rday,
-            frag.serial.gather(rc["inst"].to_numpy()), rseq)).otherwise(pl.lit("")),
-    )
-    docs = rows.select("receipt").join(rc, on="receipt", how="left", maintain_order="left")
-
+    # lines are built by body shape, each on a contiguous slice, otherwise in the order of
+    # the rows (which reads their text in the order it was made): perm is that order,
+    # rank its inverse
+    shape = SHAPE[kind]
+    perm = np.argsort(shape, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[perm] = np.arange(n)
+    # written order (o): file (upload day, shard), then upload time, institution, body
+    # shape (sale, change, inventory, purchase, delete), then row
+    spc = world.scale.shards_per_chunk
+    shard = chunk * spc + inst % spc
+    o = lexsort((rank, inst, t_up, shard, up_day))
     # msgid: institution + upload second + sequence within that second
-    order = np.lexsort((np.arange(n), t_up, inst))
     mseq = np.empty(n, dtype=np.int64)
-    mseq[order] = _seq_in_groups(inst[order], t_up[order])
+    mseq[o] = seq_in_groups(inst[o], t_up[o])
 
-    start = datetime.combine(world.start, time())
-    fmt = lambda t: (pl.lit(start) + pl.duration(seconds=pl.Series(t))).dt.strftime(  # noqa: E731
-        TIME_FMT)
-    tab = pl.select(inf_time=fmt(t_up), ev_time=fmt(t_ev),
-                    stamp=(pl.lit(start) + pl.duration(seconds=pl.Series(t_up))).dt.strftime(
-                        "%Y%m%d%H%M%S"))
-    person = rows["person"].to_numpy()
-    has_person = ~np.isnan(rows["person"].cast(pl.Float64).to_numpy())
-    who = frag.person.gather(np.where(has_person, person, 0).astype(np.int64))
-    override = rows["certno"].is_not_null() | rows["psn_no"].is_not_null()
-    if override.any():
-        p = world.persons
-        idx = np.where(has_person, person, 0).astype(np.int64)
-        who = pl.select(pl.when(override).then(pl.concat_str(
-            pl.lit('"psn_no":"'), pl.coalesce(rows["psn_no"], p["psn_no"].gather(idx)),
-            pl.lit('","psn_cert_type":"01","certno":"'),
-            pl.coalesce(rows["certno"], p["certno"].gather(idx)),
-            pl.lit('","psn_name":"'), pl.coalesce(rows["psn_name"], p["psn_name"].gather(idx)),
-            pl.lit('"'))).otherwise(who)).to_series()
+    # record numbers and receipts: a text per record or receipt, an index per row
+    bch_text, bch_of, ref_of = _bchno(rows, kind, inst, t_ev, ev_day, ymd, bad, tab)
+    receipt_text, receipt_of = _receipts(rows, inst, t_ev, ymd, bad, tab)
+    hms = t_up % DAY
+    msgid = (ymd[up_day] * 1_000_000 + (hms // 3600) * 10_000 + (hms // 60 % 60) * 100
+             + hms % 60) * 100_000 + mseq  # YYYYMMDDHHMMSS + 5 digits
+    person = rows["person"].fill_null(0).to_numpy()
     product = rows["product"].fill_null(0).to_numpy()
     lot = rows["lot"].fill_null(0).to_numpy()
-    env = pl.select(pl.concat_str(
-        pl.lit('","msgid":"'), frag.code.gather(inst),
-        tab["stamp"], pl.Series(mseq).cast(pl.Utf8).str.zfill(5),
-        pl.lit('","inf_time":"'), tab["inf_time"], pl.lit('",'), frag.inst.gather(inst),
-        pl.lit(',"input":{"'))).to_series()
-    cols = pl.DataFrame({
-        "env": env,
-        "drug": frag.drug.gather(product),
-        "lot": frag.lot.gather(lot),
+    who_fixed = _who_fixed(world, rows, person)
+
+    fixed = np.zeros(len(person), dtype=bool)
+    fixed[list(who_fixed)] = True
+
+    def who(at: np.ndarray) -> pl.Series:
+        text = tab.person.gather(person[at])
+        mine = np.flatnonzero(fixed[at])
+        if len(mine):  # planted frauds with another person's ID or an invalid one
+            text = text.scatter(mine, [who_fixed[r] for r in at[mine].tolist()])
+        return text
+
+    column: dict[str, Callable[[np.ndarray], pl.Series]] = {
+        "infno": lambda at: rows["infno"].gather(at),
+        "inst_code": lambda at: tab.code.gather(inst[at]),
+        "msgid": lambda at: pl.Series(msgid[at]).cast(pl.Utf8),
+        "up_day": lambda at: day_sp.gather(up_day[at]),
+        "up_time": lambda at: tab.hms.gather(hms[at]),
+        "inst": lambda at: tab.inst.gather(inst[at]),
+        "drug": lambda at: tab.drug.gather(product[at]),
+        "lot": lambda at: tab.lot.gather(lot[at]),
         "who": who,
-        "bchno": bchno,
-        "ref_bchno": ref_bchno,
-        "rtal_docno": docs["rtal_docno"],
-        "setl_id": docs["setl_id"],
-        "ev_time": tab["ev_time"],
-        "codes": rows["codes"].list.join('"},{"drug_trac_codg":"'),
-        "cnt": rows["cnt"].cast(pl.Utf8),
-        "price": rows["price"].cast(pl.Utf8),
-        "trdn": rows["trdn"],
-        "setl": rows["setl"],
-        "chg_type": rows["chg_type"],
-        "spler": rows["spler"],
-        "ref_type": rows["ref_type"],
-        "infno": infno,
-    })
-    # one body shape per kind of message, each built on its own slice of rows
-    bounds = np.searchsorted(shape, np.arange(len(BODIES) + 1))
-    # in pieces of at most 50,000 rows, built in parallel
-    pieces = [
-        (body, int(lo), int(min(lo + PIECE, b)))
-        for body, a, b in zip(BODIES, bounds[:-1], bounds[1:], strict=True)
-        for lo in range(int(a), int(b), PIECE)
-    ]
-    parts = pl.collect_all([
-        cols.lazy().slice(lo, hi - lo).select(line=pl.concat_str(
-            pl.lit('{"infno":"'), "infno", "env", body(), pl.lit("}}}")))
-        for body, lo, hi in pieces
-    ])
-    lines = _corrupt(pl.concat([p["line"] for p in parts]), rows["bad"])
+        "bchno": lambda at: bch_text.gather(_nullable(bch_of[at])),
+        "ref_bchno": lambda at: bch_text.gather(_nullable(ref_of[at])),
+        "rtal_docno": lambda at: receipt_text["rtal"].gather(_nullable(receipt_of[at])),
+        "setl_id": lambda at: receipt_text["setl"].gather(_nullable(receipt_of[at])),
+        "ev_day": lambda at: day_sp.gather(ev_day[at]),
+        "ev_date": lambda at: day_str.gather(ev_day[at]),
+        "ev_time": lambda at: tab.hms.gather(t_ev[at] % DAY),
+        "cnt": lambda at: rows["cnt"].gather(at).cast(pl.Utf8),
+        "price": lambda at: rows["price"].gather(at).cast(pl.Utf8),
+        **{c: _gather(rows[c]) for c in (
+            "codes", "trdn", "setl", "chg_type", "spler", "ref_type")},
+    }
 
-    shard = chunk * world.scale.shards_per_chunk + inst % world.scale.shards_per_chunk
-    out_order = np.lexsort((mseq, inst, t_up, shard, up_day))
-    return pl.DataFrame({
-        "folder": folders[up_day],
-        "shard": shard,
-        "bad": rows["bad"],
-        "line": lines,
-    })[out_order]
+    def piece(k: int, at: np.ndarray) -> pl.Series:
+        """The lines of rows ``at``, all of body shape ``k``: only its text pieces made."""
+        return pl.DataFrame({c: column[c](at) for c in LINE_COLUMNS[k]}).select(
+            LINES[k]).to_series()
+
+    # each shape's rows in pieces of at most PIECE: the pieces' columns are small and
+    # short-lived, so their memory is reused piece after piece
+    bounds = np.searchsorted(shape[perm], np.arange(len(BODIES) + 1)).tolist()
+    lines = pl.concat([
+        piece(k, perm[lo:min(b, lo + PIECE)])
+        for k, (a, b) in enumerate(pairwise(bounds)) for lo in range(a, b, PIECE)
+    ], rechunk=True).gather(rank[o])
+    bad_at = np.flatnonzero(bad[o])
+    replace = _corrupt(lines.gather(bad_at), rows["bad"].gather(o[bad_at]))
+    return Encoded(lines, up_day[o], shard[o], folders,
+                   dict(zip(bad_at.tolist(), replace, strict=True)))
 
 
-PIECE = 50_000
-SHAPE = {"3505": 0, "3506": 0, "3502": 1, "3501": 2, "3503": 3, "3504": 3, "3507": 4}
+def _gather(column: pl.Series) -> Callable[[np.ndarray], pl.Series]:
+    return lambda at: column.gather(at)
 
 
-def _sale_body() -> pl.Expr:
+def _nullable(index: np.ndarray) -> pl.Series:
+    """Indices for ``gather``, -1 becoming null (a null text)."""
+    return pl.select(pl.when(pl.Series(index >= 0)).then(pl.Series(index))).to_series()
+
+
+def _who_fixed(world: World, rows: pl.DataFrame, person: np.ndarray) -> dict[int, str]:
+    """The person part of the rows that override it (planted frauds), by row."""
+    at = np.flatnonzero((rows["certno"].is_not_null() | rows["psn_no"].is_not_null())
+                        .to_numpy())
+    if not len(at):
+        return {}
+    p = world.persons
+    text = rows[at].select(pl.concat_str(
+        pl.lit('"psn_no":"'), pl.coalesce("psn_no", p["psn_no"].gather(person[at])),
+        pl.lit('","psn_cert_type":"01","certno":"'),
+        pl.coalesce("certno", p["certno"].gather(person[at])),
+        pl.lit('","psn_name":"'), pl.coalesce("psn_name", p["psn_name"].gather(person[at])),
+        pl.lit('"'))).to_series()
+    return dict(zip(at.tolist(), text.to_list(), strict=True))
+
+
+PIECE = 65_536
+
+
+def _sale_body() -> list[pl.Expr]:
     c = pl.col
-    return pl.concat_str(
+    return [
         pl.lit('selinfo":{'), c("drug"), pl.lit(',"fixmedins_bchno":"'), c("bchno"),
         pl.lit('",'), c("who"), pl.lit(","), c("lot"), pl.lit(',"trdn_flag":"'), c("trdn"),
-        pl.lit('","sel_retn_cnt":'), c("cnt"), pl.lit(',"sel_retn_time":"'), c("ev_time"),
-        pl.lit('","finl_trns_pric":'), c("price"), pl.lit(',"rtal_docno":"'), c("rtal_docno"),
-        pl.lit('","setl_id":"'), c("setl_id"), pl.lit('","mdtrt_setl_type":"'), c("setl"),
+        pl.lit('","sel_retn_cnt":'), c("cnt"), pl.lit(',"sel_retn_time":"'), c("ev_day"),
+        c("ev_time"), pl.lit('","finl_trns_pric":'), c("price"), pl.lit(',"rtal_docno":"'),
+        c("rtal_docno"), pl.lit('","setl_id":"'), c("setl_id"),
+        pl.lit('","mdtrt_setl_type":"'), c("setl"),
         pl.lit('","drugtracinfo":[{"drug_trac_codg":"'), c("codes"), pl.lit('"}]'),
         pl.when(c("infno") == "3506").then(
             pl.concat_str(pl.lit(',"medins_prod_sel_no":"'), c("ref_bchno"), pl.lit('"')))
         .otherwise(pl.lit("")),
-    )
+    ]
 
 
-def _inventory_body() -> pl.Expr:
+def _inventory_body() -> list[pl.Expr]:
     c = pl.col
-    return pl.concat_str(
+    return [
         pl.lit('invinfo":{'), c("drug"), pl.lit(',"fixmedins_bchno":"'), c("bchno"),
         pl.lit('","inv_cnt":'), c("cnt"), pl.lit(","), c("lot"), pl.lit(',"invdate":"'),
-        c("ev_time").str.slice(0, 10), pl.lit('","drugtracinfo":[{"drug_trac_codg":"'),
-        c("codes"), pl.lit('"}]'))
+        c("ev_date"), pl.lit('","drugtracinfo":[{"drug_trac_codg":"'), c("codes"),
+        pl.lit('"}]'),
+    ]
 
 
-def _change_body() -> pl.Expr:
+def _change_body() -> list[pl.Expr]:
     c = pl.col
-    return pl.concat_str(
+    return [
         pl.lit('invinfo":{'), c("drug"), pl.lit(',"fixmedins_bchno":"'), c("bchno"),
         pl.lit('","inv_chg_type":"'), c("chg_type"), pl.lit('","cnt":'), c("cnt"),
-        pl.lit(',"pric":'), c("price"), pl.lit(',"inv_chg_time":"'), c("ev_time"),
-        pl.lit('",'), c("lot"), pl.lit(',"trdn_flag":"'), c("trdn"),
-        pl.lit('","drugtracinfo":[{"drug_trac_codg":"'), c("codes"), pl.lit('"}]'))
+        pl.lit(',"pric":'), c("price"), pl.lit(',"inv_chg_time":"'), c("ev_day"),
+        c("ev_time"), pl.lit('",'), c("lot"), pl.lit(',"trdn_flag":"'), c("trdn"),
+        pl.lit('","drugtracinfo":[{"drug_trac_codg":"'), c("codes"), pl.lit('"}]'),
+    ]
 
 
-def _purchase_body() -> pl.Expr:
+def _purchase_body() -> list[pl.Expr]:
     c = pl.col
-    return pl.concat_str(
+    return [
         pl.lit('purcinfo":{'), c("drug"), pl.lit(',"fixmedins_bchno":"'), c("bchno"),
         pl.lit('","spler_name":"'), c("spler"), pl.lit('",'), c("lot"),
         pl.lit(',"finl_trns_pric":'), c("price"), pl.lit(',"purc_retn_cnt":'), c("cnt"),
-        pl.lit(',"purc_retn_stoin_time":"'), c("ev_time"), pl.lit('","purc_invo_no":"FP'),
-        c("bchno").str.slice(1), pl.lit('"'))
+        pl.lit(',"purc_retn_stoin_time":"'), c("ev_day"), c("ev_time"),
+        pl.lit('","purc_invo_no":"FP'), c("bchno").str.slice(1), pl.lit('"'),
+    ]
 
 
-def _delete_body() -> pl.Expr:
+def _delete_body() -> list[pl.Expr]:
     c = pl.col
-    return pl.concat_str(pl.lit('data":{"fixmedins_bchno":"'), c("ref_bchno"),
-                         pl.lit('","inv_data_type":"'), c("ref_type"), pl.lit('"'))
+    return [pl.lit('data":{"fixmedins_bchno":"'), c("ref_bchno"),
+            pl.lit('","inv_data_type":"'), c("ref_type"), pl.lit('"')]
 
 
 BODIES = (_sale_body, _change_body, _inventory_body, _purchase_body, _delete_body)
+LINES = [pl.concat_str(
+    pl.lit('{"infno":"'), "infno", pl.lit('","msgid":"'), "inst_code", "msgid",
+    pl.lit('","inf_time":"'), "up_day", "up_time", pl.lit('",'), "inst",
+    pl.lit(',"input":{"'), *body(), pl.lit("}}}\n")).alias("line") for body in BODIES]
+LINE_COLUMNS = [list(dict.fromkeys(line.meta.root_names())) for line in LINES]  # pieces used
 
 
-def _seq_in_groups(*keys: np.ndarray) -> np.ndarray:
-    """0, 1, 2... within runs of equal keys (the arrays are sorted by the keys)."""
-    n = len(keys[0])
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for k in keys:
-        change[1:] |= k[1:] != k[:-1]
-    idx = np.arange(n)
-    return idx - np.maximum.accumulate(np.where(change, idx, 0))
+def _bchno(rows: pl.DataFrame, kind: np.ndarray, inst: np.ndarray, t_ev: np.ndarray,
+           ev_day: np.ndarray, ymd: np.ndarray, bad: np.ndarray, tab: Tables
+           ) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """fixmedins_bchno of every record, and for each row the index of its own and of the
+    record it refers to (ref_key) in those (-1: none).
+
+    A record's bchno is a letter for its infno, its event date and its place among the
+    institution's records of that infno and day, in event order. Versions of a record
+    share its key, hence its bchno.
+    """
+    key = rows["key"].to_numpy()
+    own = np.flatnonzero((kind != 6) & ~bad)
+    ukey, first, which_own = np.unique(key[own], return_index=True, return_inverse=True)
+    src = own[first]
+    k, i, t, d = kind[src], inst[src], t_ev[src], ev_day[src]
+    order = lexsort((ukey, t, d, k, i))
+    seq = np.empty(len(order), dtype=np.int64)
+    seq[order] = seq_in_groups(i[order], k[order], d[order])
+    text = pl.select(pl.concat_str(tab.letters.gather(k), pl.Series(
+        ymd[d] * 1_000_000 + seq + 1).cast(pl.Utf8))).to_series()
+
+    def index(keys: np.ndarray) -> np.ndarray:  # -1: no such record
+        if not len(ukey):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(ukey, keys), len(ukey) - 1)
+        return np.where(ukey[at] == keys, at, -1)
+
+    mine = np.full(len(key), -1, dtype=np.int64)
+    mine[own] = which_own.ravel()
+    rest = np.flatnonzero(mine < 0)  # deletes (a key of their own) and malformed copies
+    mine[rest] = index(key[rest])
+    ref = rows["ref_key"].fill_null(-1).to_numpy()
+    refs = np.flatnonzero(ref >= 0)
+    theirs = np.full(len(key), -1, dtype=np.int64)
+    theirs[refs] = index(ref[refs])
+    return text, mine, theirs
+
+
+def _receipts(rows: pl.DataFrame, inst: np.ndarray, t_ev: np.ndarray, ymd: np.ndarray,
+              bad: np.ndarray, tab: Tables) -> tuple[pl.DataFrame, np.ndarray]:
+    """rtal_docno (per institution and day) and setl_id (when the fund paid) of every
+    receipt, and for each row the index of its receipt in those (-1: none)."""
+    receipt = rows["receipt"].fill_null(-1).to_numpy()
+    has = np.flatnonzero((receipt >= 0) & ~bad)
+    if not len(has):
+        return (pl.DataFrame({"rtal": [None], "setl": [None]}, schema=dict.fromkeys(
+            ("rtal", "setl"), pl.Utf8)), np.full(len(receipt), -1, dtype=np.int64))
+    # a receipt's first line (by event time) gives its institution, day and settlement
+    by_receipt = has[lexsort((t_ev[has], receipt[has]))]
+    starts = run_starts(receipt[by_receipt])
+    head = by_receipt[starts]
+    which = np.full(len(receipt), -1, dtype=np.int64)  # each row's receipt, index into head
+    which[by_receipt] = np.cumsum(starts) - 1
+    r_u, i_u, t_u = receipt[head], inst[head], t_ev[head]
+    d_u = t_u // DAY
+    order = lexsort((r_u, t_u, d_u, i_u))
+    seq = np.empty(len(order), dtype=np.int64)
+    seq[order] = seq_in_groups(i_u[order], d_u[order]) + 1
+    # R + YYYYMMDD + 6 digits; admdvs + YYYYMMDD + the institution's 5 digits + 6 digits
+    fund = (rows["setl"] == "1").fill_null(False).to_numpy()[head]
+
+    text = pl.DataFrame({"rtal": ymd[d_u] * 1_000_000 + seq, "fund": fund,
+                         "setl": ymd[d_u] * 100_000_000_000 + tab.serial[i_u] * 1_000_000 + seq}
+                        ).select(
+        rtal=pl.concat_str(pl.lit("R"), pl.col("rtal").cast(pl.Utf8)),
+        setl=pl.when("fund").then(pl.concat_str(tab.admdvs.gather(i_u),
+                                                pl.col("setl").cast(pl.Utf8)))
+        .otherwise(pl.lit("")))
+    copies = np.flatnonzero((receipt >= 0) & bad)  # malformed copies: their original's
+    at = np.minimum(np.searchsorted(r_u, receipt[copies]), len(r_u) - 1)
+    which[copies] = np.where(r_u[at] == receipt[copies], at, -1)
+    return text, which
 
 
 @dataclass(frozen=True)
-class Fragments:
+class Tables:
+    """The world's JSON fragments and text tables, made once and gathered by index."""
+
     inst: pl.Series  # "fixmedins_code":"…","fixmedins_name":"…"
-    code: pl.Series
+    code: pl.Series  # fixmedins_code
     admdvs: pl.Series
-    serial: pl.Series  # 5 digits
+    serial: np.ndarray  # an institution's 5-digit serial, as int
     person: pl.Series  # "psn_no":"…","psn_cert_type":"01","certno":"…","psn_name":"…"
     drug: pl.Series  # "med_list_codg":"…"
     lot: pl.Series  # "manu_lotnum":"…","manu_date":"…","expy_end":"…"
+    hms: pl.Series  # HH:MM:SS of each second of a day
+    letters: pl.Series  # bchno letters, by infno
 
 
-def _fragments(world: World) -> Fragments:
-    """The world's JSON fragments, made on first use and kept on the world."""
-    if world.cache.get("fragments") is None:
-        i, p, c, lots = world.inst, world.persons, world.catalog, world.lots
-        world.cache["fragments"] = Fragments(
-            inst=i.select(pl.concat_str(pl.lit('"fixmedins_code":"'), "fixmedins_code",
-                                        pl.lit('","fixmedins_name":"'), "fixmedins_name",
-                                        pl.lit('"'))).to_series(),
-            code=i["fixmedins_code"],
-            admdvs=i["admdvs"],
-            serial=i["serial"].cast(pl.Utf8).str.zfill(5),
-            person=p.select(pl.concat_str(
-                pl.lit('"psn_no":"'), "psn_no", pl.lit('","psn_cert_type":"01","certno":"'),
-                "certno", pl.lit('","psn_name":"'), "psn_name", pl.lit('"'))).to_series(),
-            drug=c.select(pl.concat_str(pl.lit('"med_list_codg":"'), "med_list_codg",
-                                        pl.lit('"'))).to_series(),
-            lot=lots.select(pl.concat_str(
-                pl.lit('"manu_lotnum":"'), "manu_lotnum", pl.lit('","manu_date":"'),
-                pl.col("manu_date").dt.strftime("%Y-%m-%d"), pl.lit('","expy_end":"'),
-                pl.col("expy_end").dt.strftime("%Y-%m-%d"), pl.lit('"'))).to_series(),
-        )
-    return world.cache["fragments"]
+def prepare(world: World) -> None:
+    """Make the world's text tables ahead of the first chunk (they are kept on it)."""
+    _tables(world)
 
 
-def _corrupt(lines: pl.Series, bad: pl.Series) -> pl.Series:
-    """Each line marked ``bad`` turned into the malformation it is marked with (the rest
-    are returned unchanged; only the few marked lines are worked on)."""
-    mask = bad.is_not_null()
-    if not mask.any():
-        return lines
-    df = pl.DataFrame({"line": lines.filter(mask), "bad": bad.filter(mask)})
+_TABLES_LOCK = threading.Lock()
+
+
+def _tables(world: World) -> Tables:
+    """The world's tables, made on first use and kept on the world."""
+    with _TABLES_LOCK:
+        if world.cache.get("tables") is None:
+            world.cache["tables"] = _make_tables(world)
+    return world.cache["tables"]  # type: ignore[return-value]
+
+
+def _make_tables(world: World) -> Tables:
+    i, p, c, lots = world.inst, world.persons, world.catalog, world.lots
+    second = pl.int_range(DAY, eager=True)
+
+    def two(x: pl.Series) -> pl.Series:
+        return x.cast(pl.Utf8).str.zfill(2)
+
+    def text(frame: pl.DataFrame, *parts: str | pl.Expr | pl.Series) -> pl.Series:
+        # one chunk each, so that gathers from it copy no text
+        return frame.select(pl.concat_str(*parts)).to_series().rechunk()
+
+    return Tables(
+        inst=text(i, pl.lit('"fixmedins_code":"'), "fixmedins_code",
+                  pl.lit('","fixmedins_name":"'), "fixmedins_name", pl.lit('"')),
+        code=i["fixmedins_code"].rechunk(),
+        admdvs=i["admdvs"].rechunk(),
+        serial=i["serial"].to_numpy(),
+        person=text(p, pl.lit('"psn_no":"'), "psn_no", pl.lit('","psn_cert_type":"01","certno":"'),
+                    "certno", pl.lit('","psn_name":"'), "psn_name", pl.lit('"')),
+        drug=text(c, pl.lit('"med_list_codg":"'), "med_list_codg", pl.lit('"')),
+        lot=text(lots, pl.lit('"manu_lotnum":"'), "manu_lotnum", pl.lit('","manu_date":"'),
+                 pl.col("manu_date").dt.strftime("%Y-%m-%d"), pl.lit('","expy_end":"'),
+                 pl.col("expy_end").dt.strftime("%Y-%m-%d"), pl.lit('"')),
+        hms=text(pl.DataFrame(), two(second // 3600), pl.lit(":"), two(second // 60 % 60),
+                 pl.lit(":"), two(second % 60)),
+        letters=pl.Series(BCHNO_PREFIX),
+    )
+
+
+GBK = "gbk"
+
+
+def _corrupt(lines: pl.Series, bad: pl.Series) -> list[bytes]:
+    """What to write instead of each of ``lines``: the malformation ``bad`` names."""
+    if not len(lines):
+        return []
+    df = pl.DataFrame({"line": lines.str.strip_suffix("\n"), "bad": bad})
     line, kind = pl.col("line"), pl.col("bad")
     body_key = line.str.extract(r'"input":\{"(\w+)"')
     corrupted = (
@@ -369,7 +483,6 @@ def _corrupt(lines: pl.Series, bad: pl.Series) -> pl.Series:
                           body_key, pl.lit(' missing"}}')))
         .when(kind == "unknown_infno").then(line.str.replace(r'"infno":"\d+"',
                                                              '"infno":"3599"'))
-        .when(kind == "gbk").then(pl.concat_str(pl.lit(GBK_MARK), line))
         .when(kind == "not_object").then(pl.concat_str(pl.lit("["), line, pl.lit("]")))
         .when(kind == "codes_not_list").then(
             line.str.replace(r'"drugtracinfo":\[\{"drug_trac_codg":("\w*")\}[^\]]*\]',
@@ -377,7 +490,10 @@ def _corrupt(lines: pl.Series, bad: pl.Series) -> pl.Series:
         .when(kind == "bad_time").then(
             line.str.replace(r'"inf_time":"[^"]+"', '"inf_time":"2025-13-45 25:61:00"'))
         .when(kind == "empty").then(pl.lit(""))
-        .otherwise(line)
+        .otherwise(line)  # gbk: the line as it is, re-encoded below
     )
-    out = lines.clone()
-    return out.scatter(np.flatnonzero(mask.to_numpy()), df.select(corrupted).to_series())
+    text = df.select(corrupted).to_series().to_list()
+    # lines marked gbk are re-encoded in GBK: not valid UTF-8, as some old systems send
+    return [(t.encode(GBK) if k == GBK else t.encode()) + b"\n"
+            for t, k in zip(text, df["bad"].to_list(), strict=True)]
+
