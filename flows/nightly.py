@@ -60,9 +60,9 @@ def nightly(
         raise FileNotFoundError(f"landing directory {landing} does not exist")
     run_id, started_at = start(db, landing)
     refs, result = ingest(db, landing, run_id, encoding)
-    rule_runs = screen(db, settings, run_id)
+    screened = screen(db, settings, run_id)
     summary = pipeline.summarize(db, run_id, landing, started_at,
-                                 time.perf_counter() - began, refs, result, rule_runs)
+                                 time.perf_counter() - began, refs, result, screened)
     export(db, out, summary)
     create_markdown_artifact(key="tracecode-leads", markdown=_lead_summary(summary, out),
                              description="Leads of the nightly tracecode run")

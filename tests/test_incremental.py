@@ -7,7 +7,7 @@ from pathlib import Path
 
 from landing import INSTITUTIONS, PERSONS, Landing
 
-from tracecode import pipeline
+from tracecode import inputs, pipeline
 from tracecode.db import Database
 
 LEAD_SQL = """select lead_id, rule_id, category, subject_id, fixmedins_codes, first_time,
@@ -91,7 +91,33 @@ def test_daily_incremental_runs_give_the_leads_of_a_full_rebuild(tmp_path: Path)
     with Database.open(db_daily, read_only=True) as db:
         scoped = db.fetch_rows(
             "runs", "select count(*) from runs where screened_at is not null")[0][0]
+        # the kept inputs, refreshed code by code, equal the views over the whole history
+        for view, table in inputs.KEPT.items():
+            (rows,) = db.fetch_one("kept rows", f"select count(*) from {table}")
+            assert rows > 0
+            for a, b in ((view, table), (table, view)):
+                assert db.fetch_rows("differ", f"""select count(*) from (
+                    select * from {a} except all select * from {b})""") == [(0,)], (a, b)
     assert scoped == len(messages)
+
+
+def test_a_change_of_the_views_rebuilds_the_kept_inputs(tmp_path: Path) -> None:
+    world = Landing(tmp_path / "w")
+    world.sale("P44010600001", "S1", ["A:1"], "2025-11-01 10:00:00")
+    world.sale("P44010600001", "S2", ["A:1"], "2025-11-02 10:00:00")
+    world.write()
+    db_path = tmp_path / "db.duckdb"
+    first = pipeline.run(world.root, db_path, tmp_path / "out")
+    assert first.screen["rebuilt"]
+    again = pipeline.run(world.root, db_path, tmp_path / "out")
+    assert not again.screen["rebuilt"] and again.screen["touched_codes"] == 0
+    with Database.open(db_path) as db:
+        # as if these tables had been built by an earlier version of the views
+        db.execute("age the inputs", "update screen_state set inputs_digest = 'older'")
+        db.execute("spoil the inputs", "delete from screened_sales")
+    after = pipeline.run(world.root, db_path, tmp_path / "out")
+    assert after.screen["rebuilt"] and after.screen["rules_on_touched"] == 0
+    assert after.leads_by_category == first.leads_by_category == {"dup_same_institution": 1}
 
 
 def test_a_run_that_crashed_after_ingest_is_screened_by_the_next(
@@ -116,3 +142,28 @@ def test_a_run_that_crashed_after_ingest_is_screened_by_the_next(
     summary = pipeline.run(world.root, db, tmp_path / "out")
     assert summary.lines_read == 0
     assert summary.leads_by_category == {"dup_same_institution": 1}
+
+
+def test_a_return_on_another_card_withdraws_the_sale_from_its_buyers_leads(
+    tmp_path: Path,
+) -> None:
+    """A return that names no sale takes back the latest sale of its code at its
+    institution, whoever's card it carries: the buyer of that sale was not in the new data,
+    yet their person leads must change as in a full rebuild."""
+    world = Landing(tmp_path / "w")
+    # sold on the card of a person who died on 2025-10-01: a deceased_person lead
+    world.sale("P44010600001", "S1", ["A:1"], "2025-11-01 10:00:00", person="p5")
+    world.write()
+    db = tmp_path / "daily.duckdb"
+    first = pipeline.run(world.root, db, tmp_path / "out")
+    assert first.leads_by_category == {"deceased_person": 1}
+
+    later = Landing(world.root, auto_stock=False)
+    later.sale_return("P44010600001", "T1", ["A:1"], "2025-11-02 09:00:00", person="p1",
+                      file="day2.jsonl")
+    later.write()
+    daily = screen(db, world.root, tmp_path / "out", incremental=True)
+    full = screen(tmp_path / "full.duckdb", world.root, tmp_path / "out_full",
+                  incremental=False)
+    assert full[0] == []
+    assert daily == full

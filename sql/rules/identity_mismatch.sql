@@ -34,11 +34,13 @@ register as (
     where nullif(trim(certno), '') is not null
 ),
 
+-- the register's entries for the buyers and the ID numbers at hand, not for everyone
 certnos_of_psn as (
     select
         psn_no,
         list(distinct certno) as certnos
     from register
+    where psn_no in (select psn_no from resident_id_purchases)
     group by psn_no
 ),
 
@@ -47,6 +49,7 @@ psns_of_certno as (
         certno,
         list(distinct psn_no) as psn_nos
     from register
+    where certno in (select stated_certno from resident_id_purchases)
     group by certno
 ),
 

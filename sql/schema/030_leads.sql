@@ -67,3 +67,10 @@ create table if not exists lead_status (
     decided_by varchar,
     decided_at timestamp not null
 );
+
+-- The kept rule inputs (screened_sales, screened_stock_moves: see src/tracecode/inputs.py)
+-- were built by the schema and views with this digest; any other digest rebuilds them.
+create table if not exists screen_state (
+    inputs_digest varchar not null,
+    refreshed_at  timestamp not null
+);

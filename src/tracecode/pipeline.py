@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, leads, report, rules
+from tracecode import anomaly, ingest, inputs, leads, report, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
 from tracecode.settings import Settings
@@ -46,6 +46,7 @@ class RunSummary:
     leads_dismissed: int
     reference: list[dict[str, Any]] = field(default_factory=list)
     rules: list[dict[str, Any]] = field(default_factory=list)
+    screen: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
 
@@ -67,30 +68,71 @@ def ingest_stage(
     return refs, result
 
 
+@dataclass(frozen=True)
+class ScreenResult:
+    """What the screen did: each rule's run, how, and how long each step took."""
+
+    rules: list[rules.RuleRun]
+    rebuilt: bool                   # inputs and every rule over the whole history
+    rules_on_touched: int           # rules that screened only the touched subjects
+    touched_codes: int              # codes whose kept inputs were recomputed (0 if rebuilt)
+    seconds: dict[str, float]       # inputs, rules, leads, model, commit
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["rules"]  # the summary lists them on their own
+        return d
+
+
 def screen_stage(
     db_path: Path, settings: Settings, run_id: str, *, incremental: bool = True
-) -> list[rules.RuleRun]:
-    """Every rule, then the lead list, in one transaction.
+) -> ScreenResult:
+    """Every rule, then the lead list, then the model, in one transaction.
 
-    Incremental by default: a rule screens only the subjects that data not yet screened
-    touched, unless it must see everything (see :func:`full_rules`). The leads are the
-    same as a full rebuild's either way; ``incremental=False`` forces the full rebuild.
+    Incremental by default: the kept inputs (:mod:`tracecode.inputs`) are refreshed for
+    the codes that data not yet screened touched, and a rule screens only the subjects
+    whose inputs changed, unless it must see everything (see :func:`full_rules`). The
+    leads are the same as a full rebuild's either way; ``incremental=False`` forces the
+    full rebuild.
     """
     rule_list = rules.load_rules(settings=settings)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = round(now - clock, 3)
+        clock = now
+
     with Database.open(db_path) as db, db.transaction():
-        full = full_rules(db, rule_list, settings) if incremental else {r.id for r in rule_list}
+        # a full rebuild recomputes the kept inputs too; so does a change of the views
+        # that define them, which changes what every rule sees
+        rebuild = not incremental or not inputs.is_current(db)
+        full = {r.id for r in rule_list} if rebuild else full_rules(db, rule_list, settings)
         scoped = frozenset(r.id for r in rule_list if r.id not in full)
-        runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
-        leads.build_leads(db, rule_list, settings, scoped=scoped)
-        # the model sees the whole history each run; its fitted models are kept beside
-        # the database, one folder per run, so every run's scores can be reproduced
-        anomaly.run_model(db, settings, Path(db_path).parent / "models" / run_id)
-        leads.merge_anomalies(db, settings)
+        touched = inputs.refresh(db, rebuild=rebuild)
+        lap("inputs")
+        with inputs.screening(db):
+            runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
+            lap("rules")
+            leads.build_leads(db, rule_list, settings, scoped=scoped)
+            lap("leads")
+            # the model sees the whole history each run; its fitted models are kept
+            # beside the database, one folder per run, so every run's scores can be
+            # reproduced
+            anomaly.run_model(db, settings, Path(db_path).parent / "models" / run_id)
+            leads.merge_anomalies(db, settings)
+            lap("model")
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")
-    log.info("screen: %d rules on touched subjects, %d over the whole history",
-             len(scoped), len(rule_list) - len(scoped))
-    return runs
+    lap("commit")
+    result = ScreenResult(runs, rebuild, len(scoped), touched, seconds)
+    log.info("screen: %s; %d rules on touched subjects, %d over the whole history; %s",
+             "rebuilt from the whole history" if rebuild else f"{touched} codes touched",
+             len(scoped), len(rule_list) - len(scoped),
+             ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
+    return result
 
 
 def full_rules(db: Database, rule_list: list[rules.Rule], settings: Settings) -> set[str]:
@@ -147,7 +189,7 @@ def start_run(db_path: Path, landing: Path) -> tuple[str, str]:
 def summarize(
     db_path: Path, run_id: str, landing: Path, started_at: str, seconds: float,
     refs: list[ingest.ReferenceResult], result: ingest.IngestResult,
-    rule_runs: list[rules.RuleRun],
+    screen: ScreenResult,
 ) -> RunSummary:
     with Database.open(db_path) as db:
         by_category = dict(db.fetch_rows(
@@ -178,7 +220,8 @@ def summarize(
         leads=sum(by_category.values()), leads_by_category=by_category,
         leads_dismissed=int(dismissed),
         reference=[asdict(r) for r in refs],
-        rules=[asdict(r) for r in rule_runs],
+        rules=[asdict(r) for r in screen.rules],
+        screen=screen.to_dict(),
         files=[asdict(f) for f in result.files],
         totals={k: int(v) for k, v in totals.items()},
     )
@@ -195,9 +238,9 @@ def run(
     began = time.perf_counter()
     run_id, started_at = start_run(db_path, landing)
     refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding)
-    rule_runs = screen_stage(db_path, settings, run_id, incremental=incremental)
+    screen = screen_stage(db_path, settings, run_id, incremental=incremental)
     summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
-                        refs, result, rule_runs)
+                        refs, result, screen)
     export_stage(db_path, out, summary, unmask=unmask)
     log.info("run %s: %d leads, %s", run_id, summary.leads, summary.leads_by_category)
     return summary

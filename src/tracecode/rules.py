@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracecode import inputs
 from tracecode.categories import CATEGORIES
 from tracecode.db import Database, named_params, sql_dir
 from tracecode.errors import RuleError
@@ -160,9 +161,9 @@ def run_rules(
     """Run rules into the temp table ``rule_hits``; record each in ``rule_runs``.
 
     Rules named in ``scoped`` screen only the subjects of their type that this run's data
-    touched (``sql/leads/scope.sql``): their inputs ``records`` and ``record_codes`` are
-    shadowed by temp views holding just the records of those subjects' codes, and their
-    hits are kept for those subjects only. The others screen the whole history.
+    touched (``scope_*``, made by :func:`tracecode.inputs.refresh`): their inputs are cut
+    down to those subjects' rows (:func:`tracecode.inputs.use_scope`) and their hits are
+    kept for those subjects only. The others screen the whole history.
     """
     db.execute(
         "rule hits table",
@@ -171,22 +172,23 @@ def run_rules(
                event_time timestamp, code varchar, psn_no varchar, amount double,
                metric double, threshold double, note varchar)""",
     )
-    if scoped:
-        db.run_file("leads/scope.sql")
     params = settings.rule_params()
     runs = []
-    # rules sharing a scope (everything, or the touched subjects of one type) share the
-    # materialised input views: `sales` is computed once per scope, not once per rule
+    # rules sharing a scope (everything, or the touched subjects of one type) run together
     groups: dict[str | None, list[Rule]] = {}
     for rule in rules:
         groups.setdefault(rule.subject_type if rule.id in scoped else None, []).append(rule)
     for scope_type, members in sorted(groups.items(), key=lambda kv: kv[0] or ""):
-        _materialise_inputs(db, scope_type)
+        started = time.perf_counter()
+        inputs.use_scope(db, scope_type)
+        log.info("inputs for %s: %.2fs",
+                 f"touched {scope_type}s" if scope_type else "all subjects",
+                 time.perf_counter() - started)
         try:
             for rule in members:
                 runs.append(_run_one(db, rule, params, run_id, scoped=scope_type is not None))
         finally:
-            _drop_shadows(db)
+            inputs.use_scope(db, None)
     order = {r.id: i for i, r in enumerate(rules)}
     return sorted(runs, key=lambda r: order[r.rule_id])
 
@@ -202,7 +204,7 @@ def _run_one(
         source=rule.source,
     )
     if scoped:
-        # the shadowed inputs hold other subjects' partial histories: keep only ours
+        # the scoped inputs may hold other subjects' partial histories: keep only ours
         db.execute(
             "keep scoped hits",
             f"""delete from rule_hits where rule_id = $rule_id
@@ -226,66 +228,3 @@ def _run_one(
     log.info("rule %s%s: %d evidence rows in %.2fs", rule.id,
              " (touched subjects)" if scoped else "", rows, seconds)
     return RuleRun(rule.id, rule.category, int(rows), seconds)
-
-
-# The codes whose records a scoped rule of each subject type must see: a code rule its
-# touched codes; a person rule every code its touched persons bought (so returns pair
-# exactly as in a full run); an institution rule every code its touched institutions
-# handled.
-_SCOPE_CODES = {
-    "code": "select subject_id as code_id from scope_code",
-    "person": """select distinct c.code_id
-                 from {main}.record_codes as c
-                 semi join (select rec_id from {main}.records
-                            where psn_no in (select subject_id from scope_person)) using (rec_id)""",
-    "institution": """select distinct c.code_id
-                      from {main}.record_codes as c
-                      semi join (select rec_id from {main}.records
-                                 where fixmedins_code in (select subject_id
-                                                          from scope_institution))
-                      using (rec_id)""",
-}
-
-
-# Views every rule reads, computed once per scope into temp tables of the same name,
-# which shadow the views for the rules (and the views built on them) while they run.
-MATERIALISED = ("sales", "sale_events", "stock_moves")
-
-
-def _materialise_inputs(db: Database, scope_type: str | None) -> None:
-    (name,) = db.fetch_one("database name", "select current_database()")
-    main = '"' + name.replace('"', '""') + '".main'
-    if scope_type is not None:
-        _shadow_records(db, main, scope_type)
-    for view in MATERIALISED:
-        db.execute(f"materialise {view}",
-                   f"create or replace temp table {view} as select * from {main}.{view}")
-
-
-def _shadow_records(db: Database, main: str, subject_type: str) -> None:
-    db.execute("scope codes", "create or replace temp table rule_scope_codes as "
-                              + _SCOPE_CODES[subject_type].format(main=main))
-    db.execute(
-        "shadow records",
-        f"""create or replace temp view records as
-            select *
-            from {main}.records as r
-            where r.rec_id in (select rec_id from {main}.record_codes
-                               where code_id in (select code_id from rule_scope_codes))
-               -- deletions and codeless returns carry no code but act on records that do
-               or r.infno = '3507'
-               or (r.infno = '3506' and r.n_codes = 0)""",
-    )
-    db.execute(
-        "shadow record_codes",
-        f"""create or replace temp view record_codes as
-            select * from {main}.record_codes
-            where code_id in (select code_id from rule_scope_codes)""",
-    )
-
-
-def _drop_shadows(db: Database) -> None:
-    for view in MATERIALISED:
-        db.execute(f"drop materialised {view}", f"drop table if exists temp.main.{view}")
-    for view in ("records", "record_codes"):
-        db.execute(f"unshadow {view}", f"drop view if exists temp.main.{view}")
