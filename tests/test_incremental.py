@@ -7,7 +7,7 @@ from pathlib import Path
 
 from landing import INSTITUTIONS, PERSONS, Landing
 
-from tracecode import inputs, pipeline
+from tracecode import inputs, pipeline, rules
 from tracecode.db import Database
 
 LEAD_SQL = """select lead_id, rule_id, category, subject_id, fixmedins_codes, first_time,
@@ -166,4 +166,31 @@ def test_a_return_on_another_card_withdraws_the_sale_from_its_buyers_leads(
     full = screen(tmp_path / "full.duckdb", world.root, tmp_path / "out_full",
                   incremental=False)
     assert full[0] == []
+    assert daily == full
+
+
+def test_a_rule_waiting_on_the_clock_judges_untouched_institutions_as_it_moves(
+    tmp_path: Path,
+) -> None:
+    """no_inbound judges a sale once the data clock is the upload lag past it. When only
+    other institutions' data arrives, the clock still moves, and an institution whose
+    sales it brought into judgement gets its lead, as in a full rebuild."""
+    world = Landing(tmp_path / "w", auto_stock=False)
+    # six codes sold with no stock-in: a no_inbound lead, but not before the lag (2 days)
+    for k in range(6):
+        world.sale("P44010600002", f"S{k}", [f"A:{k + 1}"], f"2025-11-01 1{k}:00:00")
+    world.write()
+    db = tmp_path / "daily.duckdb"
+    assert pipeline.run(world.root, db, tmp_path / "out").leads_by_category == {}
+
+    # three days later, news from another institution only: it moves the clock
+    later = Landing(world.root, auto_stock=False)
+    later.purchase("P44030400005", "B1", "2025-11-04 09:00:00", file="day4.jsonl")
+    later.write()
+    summary = pipeline.run(world.root, db, tmp_path / "out")
+    assert summary.screen["rules_on_touched"] == len(rules.load_rules())
+    assert summary.leads_by_category == {"no_inbound": 1}
+    daily = screen(db, world.root, tmp_path / "out", incremental=True)
+    full = screen(tmp_path / "full.duckdb", world.root, tmp_path / "out_full",
+                  incremental=False)
     assert daily == full

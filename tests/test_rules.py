@@ -17,7 +17,8 @@ from landing import PERSONS, Landing, code
 
 from tracecode import pipeline
 from tracecode.db import Database
-from tracecode.rules import load_rules
+from tracecode.errors import RuleError
+from tracecode.rules import load_rules, parse_rule
 from tracecode.settings import settings_from_dict
 
 CASES_DIR = Path(__file__).parent / "cases"
@@ -68,3 +69,37 @@ def test_every_rule_has_cases() -> None:
     covered = {p.stem for p in CASES_DIR.glob("*.yaml")}
     missing = [r.id for r in load_rules() if r.id not in covered]
     assert not missing, f"rules without tests/cases/<id>.yaml: {missing}"
+
+
+HEADER = """-- id: r
+-- category: dup_same_institution
+-- subject: code
+-- severity: 4
+-- why: w
+-- reason_zh: z
+-- reason_en: e
+"""
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (HEADER.replace("-- why: w\n", "") + "select 1", "lacks why"),
+    (HEADER.replace("dup_same_institution", "fraud") + "select 1", "unknown category"),
+    (HEADER.replace("code", "drug") + "select 1", "subject must be one of"),
+    (HEADER.replace("severity: 4", "severity: 9") + "select 1", "severity must be 1-5"),
+    (HEADER, "no query"),
+    # a rule may only claim to wait on the clock if it compares the clock with the setting
+    (HEADER + "-- waits: upload_lag_days\nselect 1", "waits on 'upload_lag_days'"),
+    (HEADER + "-- waits: upload_lag_days\nselect $upload_lag_days from sales",
+     "waits on 'upload_lag_days'"),
+])
+def test_a_malformed_rule_fails_at_load_naming_its_file(text: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message) as e:
+        parse_rule(text, "rules/r.sql")
+    assert str(e.value).startswith("rules/r.sql")
+
+
+def test_only_rules_waiting_on_the_clock_in_a_declared_way_are_scoped() -> None:
+    rules = {r.id: r for r in load_rules()}
+    assert rules["no_inbound"].waits == "upload_lag_days" and rules["no_inbound"].scopable
+    clocked = HEADER + "select * from sales, data_clock"
+    assert not parse_rule(clocked, "rules/r.sql").scopable

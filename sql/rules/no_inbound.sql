@@ -2,6 +2,7 @@
 -- category: no_inbound
 -- subject: institution
 -- severity: 3
+-- waits: upload_lag_days
 -- why: A code is in an institution's stock once it appears there in a 3501 inventory or a 3502 inbound (101, 103, 106, 108, 110). An institution that sells (net) many distinct codes that never were in its stock sells goods with no source: phantom sales, or boxes bought off the books (reflux, fakes). A stock-in entered up to the upload lag after the sale still counts (sold off the delivery, booked afterwards); and since a stock-in may be uploaded up to the lag late, a sale is judged only once the data clock (latest upload time stored) is the lag past it (a receipt both booked after the sale and uploaded late can still raise a lead that the next run withdraws). Distinct codes are counted, so one split pack sold many times is one code. Malformed codes are unknown_code's.
 -- reason_zh: 机构 {subject_id} 销售的 {metric_max} 个追溯码从未出现在其盘存或入库记录中（阈值 {threshold} 个，已允许上传延迟），销售明细 {n_events} 条（{first_date} 至 {last_date}），医保基金支付 {amount} 元。
 -- reason_en: Institution {subject_id} sold {metric_max} codes that never appeared in its inventory or inbound records (threshold {threshold}, upload lag allowed), in {n_events} sale lines between {first_date} and {last_date}; the fund paid {amount} yuan.

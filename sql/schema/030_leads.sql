@@ -72,5 +72,6 @@ create table if not exists lead_status (
 -- were built by the schema and views with this digest; any other digest rebuilds them.
 create table if not exists screen_state (
     inputs_digest varchar not null,
-    refreshed_at  timestamp not null
+    refreshed_at  timestamp not null,
+    clock_as_of   timestamp   -- the data clock (view data_clock) when they were refreshed
 );

@@ -29,6 +29,8 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 
 from tracecode.db import Database, schema_digest
 
@@ -60,17 +62,25 @@ def is_current(db: Database) -> bool:
     ]
 
 
-def refresh(db: Database, *, rebuild: bool) -> int:
+@dataclass(frozen=True)
+class Refreshed:
+    touched_codes: int              # codes recomputed (0 when rebuilt)
+    clock_before: datetime | None   # the data clock at the previous refresh
+    clock_after: datetime | None    # and now
+
+
+def refresh(db: Database, *, rebuild: bool) -> Refreshed:
     """Bring the kept tables up to the data ingested so far.
 
     ``rebuild``: recompute them from the whole history. Otherwise recompute the codes that
     data not yet screened touched, leaving their rows in ``touched_*`` temp tables for the
     code rules, and widen ``scope_person`` and ``scope_institution`` to every subject whose
     kept rows changed (a return on one person's card can take back another's sale).
-    Returns the number of codes recomputed (0 when rebuilt).
     """
     started = time.perf_counter()
     main = _main(db)
+    before = None if rebuild else db.fetch_one("clock before",
+                                               "select max(clock_as_of) from screen_state")[0]
     if rebuild:
         for view in ("sales", "stock_moves"):
             db.execute(f"rebuild {KEPT[view]}",
@@ -83,11 +93,12 @@ def refresh(db: Database, *, rebuild: bool) -> int:
         finally:
             drop_shadows(db)
         db.execute("kept digest", "delete from screen_state")
-        db.execute("kept digest", "insert into screen_state values ($digest, now())",
+        db.execute("kept digest",
+                   "insert into screen_state select $digest, now(), as_of from data_clock",
                    {"digest": schema_digest()})
         log.info("inputs: rebuilt from the whole history in %.1fs",
                  time.perf_counter() - started)
-        return 0
+        return Refreshed(0, None, _clock(db))
 
     db.run_file("leads/scope.sql")
     _shadow_records(db, main)
@@ -150,10 +161,31 @@ def refresh(db: Database, *, rebuild: bool) -> int:
                    f"insert into screened_sale_records select * from {main}.sale_records")
     finally:
         drop_shadows(db)
+    db.execute("clock", """update screen_state
+                           set refreshed_at = now(), clock_as_of = (select as_of from data_clock)""")
     (n_codes,) = db.fetch_one("touched codes", "select count(*) from scope_code")
     log.info("inputs: %d touched codes refreshed in %.1fs", n_codes,
              time.perf_counter() - started)
-    return int(n_codes)
+    return Refreshed(int(n_codes), before, _clock(db))
+
+
+def wait_on_clock(db: Database, subject_type: str, lag_days: float, refreshed: Refreshed) -> None:
+    """Add to ``scope_<subject_type>`` the subjects with a sale that the clock's move since
+    the last screening brought into judgement: sold at most ``lag_days`` before the clock
+    now, and more than that before the clock then (a rule with ``waits``)."""
+    column = {"code": "code_id", "person": "psn_no", "institution": "fixmedins_code"}
+    db.execute(
+        f"judged since the last screen ({subject_type})",
+        f"""insert into scope_{subject_type}
+            select distinct {column[subject_type]}
+            from screened_sales
+            where {column[subject_type]} is not null
+              and sel_time + to_seconds($lag_days * 86400) <= $after
+              and ($before is null or sel_time + to_seconds($lag_days * 86400) > $before)
+              and {column[subject_type]} not in (select subject_id from scope_{subject_type})""",
+        {"lag_days": lag_days, "before": refreshed.clock_before,
+         "after": refreshed.clock_after},
+    )
 
 
 @contextmanager
@@ -216,6 +248,10 @@ def _shadow_records(db: Database, main: str) -> None:
     )
     _shadow(db, "record_codes",
             f"select * from {main}.record_codes where code_id in ({codes})")
+
+
+def _clock(db: Database) -> datetime | None:
+    return db.fetch_one("data clock", "select as_of from data_clock")[0]
 
 
 def _main(db: Database) -> str:

@@ -111,7 +111,12 @@ def screen_stage(
         rebuild = not incremental or not inputs.is_current(db)
         full = {r.id for r in rule_list} if rebuild else full_rules(db, rule_list, settings)
         scoped = frozenset(r.id for r in rule_list if r.id not in full)
-        touched = inputs.refresh(db, rebuild=rebuild)
+        refreshed = inputs.refresh(db, rebuild=rebuild)
+        params = settings.rule_params()
+        for rule in rule_list:
+            if rule.id in scoped and rule.waits is not None:
+                inputs.wait_on_clock(db, rule.subject_type, float(params[rule.waits]),
+                                     refreshed)
         lap("inputs")
         with inputs.screening(db):
             runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
@@ -127,6 +132,7 @@ def screen_stage(
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")
     lap("commit")
+    touched = refreshed.touched_codes
     result = ScreenResult(runs, rebuild, len(scoped), touched, seconds)
     log.info("screen: %s; %d rules on touched subjects, %d over the whole history; %s",
              "rebuilt from the whole history" if rebuild else f"{touched} codes touched",
@@ -153,7 +159,8 @@ def full_rules(db: Database, rule_list: list[rules.Rule], settings: Settings) ->
             """select rr.rule_id, rr.sql_text, rr.params::varchar
                from rule_runs rr join runs r using (run_id)
                where r.screened_at is not null
-               qualify row_number() over (partition by rr.rule_id order by r.started_at desc) = 1""",
+               qualify row_number() over (partition by rr.rule_id
+                                          order by r.started_at desc) = 1""",
         )
     }
     params = settings.rule_params()

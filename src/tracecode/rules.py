@@ -10,7 +10,8 @@ A rule file starts with a header of ``-- key: value`` lines::
     -- reason_zh: 追溯码 {subject_id} 在 ... 被整盒销售 {n_events} 次 ...
     -- reason_en: Code {subject_id} was sold as a whole pack {n_events} times ...
 
-and its query returns one row per piece of evidence, with ``subject_id`` and any of
+and optionally ``-- waits: upload_lag_days`` (see :attr:`Rule.waits`). Its query
+returns one row per piece of evidence, with ``subject_id`` and any of
 ``rec_id, fixmedins_code, event_time, code, psn_no, amount, metric, threshold, note``
 (see ``EVIDENCE_COLUMNS``). Thresholds are named parameters (``$cross_gap_days``) bound
 from :class:`tracecode.settings.RuleSettings`. Rules are found by listing the folder;
@@ -34,6 +35,7 @@ from tracecode.settings import Settings
 log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("id", "category", "subject", "severity", "why", "reason_zh", "reason_en")
+OPTIONAL_KEYS = ("waits",)
 SUBJECTS = ("code", "person", "institution")
 EVIDENCE_COLUMNS = (
     "subject_id", "rec_id", "fixmedins_code", "event_time", "code", "psn_no",
@@ -52,6 +54,9 @@ class Rule:
     reason_en: str
     sql: str
     source: str  # path relative to sql/
+    # a rule reading `data_clock` that judges a sale only once the clock is this setting
+    # (in days) past the sale's time, and uses the clock for nothing else
+    waits: str | None = None
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -60,12 +65,14 @@ class Rule:
 
     @property
     def scopable(self) -> bool:
-        """Whether its findings on a subject depend only on that subject's records.
+        """Whether it can screen only the subjects whose inputs changed.
 
-        A rule reading ``data_clock`` (the latest upload time) can change its mind about
-        any subject whenever anything new arrives, so it always screens everything.
+        A rule reading ``data_clock`` (the latest upload time) can change its mind about a
+        subject whose data did not change, because the clock moved. When it declares how
+        it waits on the clock (``waits``), the screen also gives it the subjects with
+        sales the clock's move brought into judgement; otherwise it screens everything.
         """
-        return "data_clock" not in self.sql
+        return "data_clock" not in self.sql or self.waits is not None
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ def parse_rule(text: str, source: str) -> Rule:
         stripped = line.strip()
         if in_header and stripped.startswith("--"):
             key, sep, value = stripped[2:].partition(":")
-            if sep and key.strip() in REQUIRED_KEYS:
+            if sep and key.strip() in REQUIRED_KEYS + OPTIONAL_KEYS:
                 header[key.strip()] = value.strip()
             continue
         if in_header and not stripped:
@@ -108,10 +115,14 @@ def parse_rule(text: str, source: str) -> Rule:
     sql = "\n".join(body_lines).strip().rstrip(";")
     if not sql:
         raise RuleError(f"{source}: no query after the header")
+    waits = header.get("waits")
+    if waits is not None and (waits not in named_params(sql) or "data_clock" not in sql):
+        raise RuleError(f"{source}: waits on {waits!r}, but its query does not compare "
+                        f"data_clock with ${waits}")
     return Rule(
         id=header["id"], category=header["category"], subject_type=header["subject"],
         severity=severity, why=header["why"], reason_zh=header["reason_zh"],
-        reason_en=header["reason_en"], sql=sql, source=source,
+        reason_en=header["reason_en"], sql=sql, source=source, waits=waits,
     )
 
 
