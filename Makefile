@@ -18,10 +18,12 @@ demo: $(STAMP)
 		--settings sample_data/tracecode.toml
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests flows bench
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_screen.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests flows bench

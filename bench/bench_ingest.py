@@ -72,7 +72,8 @@ def generate(root: Path, n: int, files: int) -> None:
     per = -(-n // files)
     for k in range(files):
         path = messages / f"part-{k:04d}.jsonl"
-        con.execute(GENERATE.replace("{path}", str(path)), {"start": k * per, "stop": min(n, (k + 1) * per)})
+        con.execute(GENERATE.replace("{path}", str(path)),
+                    {"start": k * per, "stop": min(n, (k + 1) * per)})
 
 
 def main() -> None:
@@ -92,7 +93,8 @@ def main() -> None:
         # baseline: DuckDB's own reader straight into a table, nothing checked
         con = duckdb.connect(str(root / "baseline.duckdb"))
         t = time.perf_counter()
-        con.execute(f"create or replace table m as select * from read_json('{root}/messages/**/*.jsonl', "
+        con.execute("create or replace table m as select * from "
+                    f"read_json('{root}/messages/**/*.jsonl', "
                     "format = 'newline_delimited', ignore_errors = true)")
         base_s = time.perf_counter() - t
         (base_rows,) = con.execute("select count(*) from m").fetchone()  # type: ignore[misc]
@@ -109,8 +111,9 @@ def main() -> None:
         print(f"input: {result.lines_read:,} lines, {size / 1e6:,.0f} MB in {args.files} files")
         print(f"baseline read_json:   {base_s:6.1f}s  {base_rows / base_s:>10,.0f} msg/s  "
               f"{size / 1e6 / base_s:6.0f} MB/s")
-        print(f"tracecode ingest:     {ingest_s:6.1f}s  {result.lines_read / ingest_s:>10,.0f} msg/s  "
-              f"{size / 1e6 / ingest_s:6.0f} MB/s  {result.codes_stored / ingest_s:>10,.0f} codes/s")
+        print(f"tracecode ingest:     {ingest_s:6.1f}s  "
+              f"{result.lines_read / ingest_s:>10,.0f} msg/s  {size / 1e6 / ingest_s:6.0f} MB/s  "
+              f"{result.codes_stored / ingest_s:>10,.0f} codes/s")
         print(f"ingest / baseline:    {ingest_s / base_s:.2f}x the time")
         print(f"stored {result.records_stored:,}, replaced {result.records_replaced:,}, "
               f"quarantined {result.lines_quarantined:,}, codes {result.codes_stored:,}; "

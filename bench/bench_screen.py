@@ -35,7 +35,8 @@ def row(label: str, db: Path, screen: pipeline.ScreenResult, total: float) -> No
         (records,) = con.fetch_one("records", "select count(*) from records")
     t = screen.seconds
     print(f"{label:<24} {records:>10,} {screen.touched_codes:>13,} {t['inputs']:>6.1f}s "
-          f"{t['rules']:>6.1f}s {t['leads']:>6.1f}s {t['model']:>6.1f}s {total:>6.1f}s")
+          f"{t['rules']:>6.1f}s {t['leads']:>6.1f}s {t['model']:>6.1f}s {t['commit']:>6.1f}s "
+          f"{total:>6.1f}s")
 
 
 def main() -> None:
@@ -67,7 +68,8 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f}s")
 
         print(f"{'screen':<24} {'records':>10} {'touched codes':>13} "
-              f"{'inputs':>7} {'rules':>7} {'leads':>7} {'model':>7} {'total':>7}")
+              f"{'inputs':>7} {'rules':>7} {'leads':>7} {'model':>7} {'commit':>7} "
+              f"{'total':>7}")
         for i, day in enumerate(days):
             last = i == len(days) - 1
             copy_days(world, landing, [f for f in folders

@@ -175,7 +175,8 @@ class Landing:
             "manu_lotnum": lot[0], "manu_date": lot[1], "expy_end": lot[2],
             "trdn_flag": "1" if split else "0", "sel_retn_cnt": units, "sel_retn_time": time,
             "finl_trns_pric": unit_price, "rtal_docno": f"R{bchno}",
-            "setl_id": f"SETL{bchno}" if insured else "", "mdtrt_setl_type": "1" if insured else "2",
+            "setl_id": f"SETL{bchno}" if insured else "",
+            "mdtrt_setl_type": "1" if insured else "2",
             "drugtracinfo": [{"drug_trac_codg": c} for c in full],
         }
         if of is not None:

@@ -31,6 +31,7 @@ CATEGORIES: dict[str, Category] = {
     "card_hopping": Category("频繁多店购药", "one product at many institutions in days"),
     "no_inbound": Category("无进货来源", "codes sold that never were in stock"),
     "off_hours_burst": Category("非营业时间集中刷卡", "burst of sales outside opening hours"),
-    "anomaly_institution": Category("机构行为异常 (模型)", "institution behaves abnormally (model)"),
+    "anomaly_institution": Category("机构行为异常 (模型)",
+                                    "institution behaves abnormally (model)"),
     "anomaly_person": Category("个人行为异常 (模型)", "person behaves abnormally (model)"),
 }

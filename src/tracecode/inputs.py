@@ -161,8 +161,9 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
                    f"insert into screened_sale_records select * from {main}.sale_records")
     finally:
         drop_shadows(db)
-    db.execute("clock", """update screen_state
-                           set refreshed_at = now(), clock_as_of = (select as_of from data_clock)""")
+    db.execute("clock", """update screen_state set
+                               refreshed_at = now(),
+                               clock_as_of = (select as_of from data_clock)""")
     (n_codes,) = db.fetch_one("touched codes", "select count(*) from scope_code")
     log.info("inputs: %d touched codes refreshed in %.1fs", n_codes,
              time.perf_counter() - started)
@@ -237,17 +238,21 @@ def _shadow(db: Database, name: str, select: str) -> None:
 def _shadow_records(db: Database, main: str) -> None:
     """Records and their codes, cut down to the touched codes' (``scope_code``)."""
     codes = "select subject_id from scope_code"
+    db.execute("touched records",
+               f"""create or replace temp table scope_rec_ids as
+                   select distinct rec_id from {main}.record_codes where code_id in ({codes})""")
+    recs = "select rec_id from scope_rec_ids"
     _shadow(
         db, "records",
-        f"""select *
-            from {main}.records as r
-            where r.rec_id in (select rec_id from {main}.record_codes where code_id in ({codes}))
-               -- deletions and codeless returns carry no code but act on records that do
-               or r.infno = '3507'
-               or (r.infno = '3506' and r.n_codes = 0)""",
+        f"""select * from {main}.records where rec_id in ({recs})
+            union all
+            -- deletions and codeless returns carry no code but act on records that do
+            select * from {main}.records
+            where infno in ('3506', '3507') and (infno = '3507' or n_codes = 0)""",
     )
     _shadow(db, "record_codes",
-            f"select * from {main}.record_codes where code_id in ({codes})")
+            f"""select * from {main}.record_codes
+                where rec_id in ({recs}) and code_id in ({codes})""")
 
 
 def _clock(db: Database) -> datetime | None:
