@@ -82,6 +82,7 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
     before = None if rebuild else db.fetch_one("clock before",
                                                "select max(clock_as_of) from screen_state")[0]
     if rebuild:
+        drop_shadows(db)
         for view in ("sales", "stock_moves"):
             db.execute(f"rebuild {KEPT[view]}",
                        f"create or replace table {KEPT[view]} as select * from {view}")
@@ -101,6 +102,10 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
         return Refreshed(0, None, _clock(db))
 
     db.run_file("leads/scope.sql")
+    db.execute("touched records",
+               f"""create or replace temp table scope_rec_ids as
+                   select distinct rec_id from {main}.record_codes
+                   where code_id in (select subject_id from scope_code)""")
     _shadow_records(db, main)
     try:
         # each computed over the touched codes' records; `sales` reads the shadowed
@@ -191,7 +196,8 @@ def wait_on_clock(db: Database, subject_type: str, lag_days: float, refreshed: R
 
 @contextmanager
 def screening(db: Database) -> Iterator[None]:
-    """For the rest of a screen, ``sales`` and ``stock_moves`` read the kept tables."""
+    """For the rest of a screen, ``sales``, ``stock_moves`` and ``sale_records`` read the
+    kept tables."""
     use_scope(db, None)
     try:
         yield
@@ -236,11 +242,9 @@ def _shadow(db: Database, name: str, select: str) -> None:
 
 
 def _shadow_records(db: Database, main: str) -> None:
-    """Records and their codes, cut down to the touched codes' (``scope_code``)."""
+    """Records and their codes, cut down to the touched codes' (``scope_code``, whose
+    records are ``scope_rec_ids``)."""
     codes = "select subject_id from scope_code"
-    db.execute("touched records",
-               f"""create or replace temp table scope_rec_ids as
-                   select distinct rec_id from {main}.record_codes where code_id in ({codes})""")
     recs = "select rec_id from scope_rec_ids"
     _shadow(
         db, "records",
