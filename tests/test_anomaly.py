@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from landing import Landing, Person, resident_id
 
-from tracecode import pipeline
+from tracecode import anomaly, pipeline
 from tracecode.anomaly import (
     AnomalyModel,
     ModelError,
@@ -310,3 +310,17 @@ def test_the_saved_models_rescore_the_stage_features_identically(
     ids = matrices["institution"].rows["subject_id"].to_list()
     assert np.allclose(scores, [stored[i] for i in ids], atol=1e-4)
     assert (models / "anomaly_person.joblib").exists()
+
+
+def test_only_the_latest_runs_models_are_kept(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    runs = [f"R202511{day:02d}T020000-abc123" for day in range(1, 6)]
+    for run in runs:
+        (models / run).mkdir(parents=True)
+        (models / run / "anomaly_person.joblib").write_bytes(b"x")
+    (models / "notes").mkdir()  # not a run's folder: never touched
+    removed = anomaly.prune_models(models, keep=2)
+    assert [p.name for p in removed] == runs[:3]
+    assert sorted(p.name for p in models.iterdir()) == [*runs[3:], "notes"]
+    assert anomaly.prune_models(models, keep=0) == []
+    assert len(list(models.iterdir())) == 3

@@ -36,6 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -524,6 +526,24 @@ def run_model(db: Database, settings: Settings, model_dir: Path | None) -> Anoma
         model_path=model_dir if files else None,
         model_files=tuple(files),
     )
+
+
+RUN_FOLDER = re.compile(r"R\d{8}T\d{6}-[0-9a-f]{6}")
+
+
+def prune_models(models: Path, keep: int) -> list[Path]:
+    """Remove the model folders of all but the ``keep`` latest runs under ``models``
+    (``models/<run_id>``; run ids sort by time). Anything else there is left alone.
+    ``keep`` 0 keeps everything. Returns the folders removed."""
+    if keep <= 0 or not models.is_dir():
+        return []
+    runs = sorted(p for p in models.iterdir() if p.is_dir() and RUN_FOLDER.fullmatch(p.name))
+    removed = runs[:-keep]
+    for folder in removed:
+        shutil.rmtree(folder)
+    if removed:
+        log.info("models: removed %d run folders older than the latest %d", len(removed), keep)
+    return removed
 
 
 SCORE_COLUMNS = (

@@ -96,6 +96,7 @@ def screen_stage(
     full rebuild.
     """
     rule_list = rules.load_rules(settings=settings)
+    models = Path(db_path).parent / "models"
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -126,12 +127,13 @@ def screen_stage(
             # the model sees the whole history each run; its fitted models are kept
             # beside the database, one folder per run, so every run's scores can be
             # reproduced
-            anomaly.run_model(db, settings, Path(db_path).parent / "models" / run_id)
+            anomaly.run_model(db, settings, models / run_id)
             leads.merge_anomalies(db, settings)
             lap("model")
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")
     lap("commit")
+    anomaly.prune_models(models, settings.model.keep_model_runs)
     touched = refreshed.touched_codes
     result = ScreenResult(runs, rebuild, len(scoped), touched, seconds)
     log.info("screen: %s; %d rules on touched subjects, %d over the whole history; %s",

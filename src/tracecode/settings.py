@@ -57,6 +57,8 @@ class ModelSettings:
     min_anomaly_score: float = 50.0
     # a drug is "expensive" (a feature of the model) from this price per pack, in yuan
     expensive_pack_price: float = 500.0
+    # the fitted models of this many latest runs are kept beside the database (0: all)
+    keep_model_runs: int = 90
 
 
 @dataclass(frozen=True)
