@@ -19,15 +19,26 @@ EVIDENCE_SQL = """select lead_id, rec_id, fixmedins_code, event_time, code, psn_
 
 def messy_history(landing: Landing, days: int, seed: int) -> None:
     """Sales over several days with every kind of trouble: duplicates, cross-institution
-    re-sales, split packs, returns, deletions, late and re-sent uploads."""
+    re-sales, split packs, returns, deletions, late and re-sent uploads, sales listing no
+    code and their later returns and deletions."""
     rng = random.Random(seed)
     insts = [i[0] for i in INSTITUTIONS]
     persons = [p for p in PERSONS if p != "p5"]
     serial = 0
     sold: list[tuple[str, str, str]] = []  # (inst, bchno, code)
+    codeless: list[tuple[str, str]] = []  # sales listing no code: (inst, bchno)
     for day in range(days):
         date = f"2025-11-{day + 1:02d}"
         file = f"{date}/part-0.jsonl"
+        # an earlier day's sale listing no code, taken back or deleted today
+        for inst, bchno in codeless:
+            chance = rng.random()
+            if chance < 0.4:
+                landing.sale_return(inst, f"R{bchno}", [], f"{date} 08:30:00", of=bchno,
+                                    drug="A", file=file)
+            elif chance < 0.55:
+                landing.delete(inst, bchno, f"{date} 08:45:00", file=file)
+        codeless.clear()
         for k in range(25):
             inst = rng.choice(insts)
             time = f"{date} {9 + k % 10:02d}:{rng.randrange(60):02d}:00"
@@ -48,6 +59,12 @@ def messy_history(landing: Landing, days: int, seed: int) -> None:
                                     file=file)
             if rng.random() < 0.08:
                 landing.delete(inst, bchno, f"{date} 23:00:00", file=file)
+            if rng.random() < 0.08:
+                # no code scanned, on anyone's card, the dead man's too
+                person = "p5" if rng.random() < 0.3 else rng.choice(persons)
+                landing.sale(inst, f"N{day}-{k}", [], time, drug="A", person=person,
+                             file=file)
+                codeless.append((inst, f"N{day}-{k}"))
             if rng.random() < 0.05:
                 h = "H44010600004"
                 landing.sale(h, f"X{day}-{k}", [f"A:{900 + day}"], time, split=True,

@@ -1,8 +1,51 @@
 -- Inputs the person and institution rules share.
 
--- Net sales record by record: one row per sale (3505) with at least one code still
--- standing, for the rules that count purchases rather than packs. `fund_amount` is what
--- the fund paid for the codes that stand (a partly returned sale keeps the rest).
+-- Net sales that list no trace code (a pack not scanned, or a drug sold without one): no
+-- code rule can judge them, but a purchase on a dead person's card is one whether or not
+-- its box was scanned. A 3507 deletes one; a codeless return naming it
+-- (medins_prod_sel_no) takes it back, as it takes back a sale with codes. (A return that
+-- lists codes pairs by code, as in `sales`, so it cannot take back a sale listing none.)
+create or replace view codeless_sales as
+with returns as (
+    select
+        fixmedins_code,
+        medins_prod_sel_no
+    from live_records
+    where infno = '3506'
+      and n_codes = 0
+      and medins_prod_sel_no is not null
+)
+
+select
+    r.rec_id,
+    r.fixmedins_code,
+    r.fixmedins_bchno,
+    r.event_time as sel_time,
+    r.med_list_codg,
+    r.psn_no,
+    r.psn_cert_type,
+    r.certno,
+    r.psn_name,
+    null::varchar as codes,
+    0::bigint as n_codes,
+    -- what the fund paid, as in sale_events: insured settlements only
+    case
+        when r.mdtrt_setl_type = '1'
+          or (r.mdtrt_setl_type is null and nullif(r.setl_id, '') is not null)
+        then coalesce(r.price, 0) * coalesce(r.qty, 0)
+        else 0
+    end as fund_amount
+from live_records as r
+anti join returns as t
+    on t.fixmedins_code = r.fixmedins_code
+   and t.medins_prod_sel_no = r.fixmedins_bchno
+where r.infno = '3505'
+  and r.n_codes = 0;
+
+-- Net sales record by record, for the rules that count purchases rather than packs: one
+-- row per sale (3505) with at least one code still standing, and one per codeless sale
+-- standing (`codes` null, `n_codes` 0). `fund_amount` is what the fund paid for what
+-- stands (a partly returned sale keeps the rest).
 create or replace view sale_records as
 select
     rec_id,
@@ -27,7 +70,10 @@ group by
     psn_no,
     psn_cert_type,
     certno,
-    psn_name;
+    psn_name
+union all
+select *
+from codeless_sales;
 
 -- The data's clock: the latest upload time stored. A finding that depends on a record
 -- not having arrived yet (no_inbound) waits until the clock is far enough past it.

@@ -13,7 +13,8 @@ and refreshes only the rows of the codes the new data touched (``scope_code``, f
 sql/leads/scope.sql), and the sale records holding those codes. That is exact: a code's
 net sales and stock moves depend only on the records listing it, on 3507 deletions and
 on codeless returns, and scope.sql counts a deletion or a codeless return as touching
-the codes of the record it acts on; a sale record is the sum of its codes' net sales.
+the record it acts on and its codes; a sale record is the sum of its codes' net sales,
+or, for a sale listing no code, the sale itself while no deletion or return took it back.
 The kept tables remember the digest of the schema and views that built them
 (``screen_state``); when those change, they are rebuilt from the views.
 
@@ -145,13 +146,18 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
             )
             where fixmedins_code not in (select subject_id from scope_institution)""",
     )
-    # the sale records holding a touched code, before and after
+    # the sale records holding a touched code, before and after, and the touched sales
+    # that list no code (new, replaced, deleted, or named by a new codeless return)
     db.execute(
         "touched sale records",
         f"""create or replace temp table touched_sale_rec_ids as
             select rec_id from screened_sales where code_id in ({codes})
             union
-            select rec_id from touched_sales""",
+            select rec_id from touched_sales
+            union
+            select rec_id from {main}.records
+            where rec_id in (select rec_id from touched_records)
+              and infno = '3505' and n_codes = 0""",
     )
     for view in ("sales", "stock_moves"):
         table = KEPT[view]
@@ -163,7 +169,8 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
     _shadow(db, "sales", f"select * from {main}.screened_sales where rec_id in ({recs})")
     try:
         db.execute("refresh screened_sale_records",
-                   f"insert into screened_sale_records select * from {main}.sale_records")
+                   f"""insert into screened_sale_records
+                       select * from {main}.sale_records where rec_id in ({recs})""")
     finally:
         drop_shadows(db)
     db.execute("clock", """update screen_state set
