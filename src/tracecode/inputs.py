@@ -121,11 +121,16 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
         drop_shadows(db)
 
     codes = "select subject_id from scope_code"
+    # the touched codes' kept sales before the refresh: whose they were, and where
+    db.execute("touched kept sales",
+               f"""create or replace temp table touched_kept_sales as
+                   select rec_id, psn_no, fixmedins_code
+                   from screened_sales where code_id in ({codes})""")
     db.execute(
         "widen person scope",
-        f"""insert into scope_person
+        """insert into scope_person
             select distinct psn_no from (
-                select psn_no from screened_sales where code_id in ({codes})
+                select psn_no from touched_kept_sales
                 union all
                 select psn_no from touched_sales
             )
@@ -136,7 +141,7 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
         "widen institution scope",
         f"""insert into scope_institution
             select distinct fixmedins_code from (
-                select fixmedins_code from screened_sales where code_id in ({codes})
+                select fixmedins_code from touched_kept_sales
                 union all
                 select fixmedins_code from touched_sales
                 union all
@@ -151,7 +156,7 @@ def refresh(db: Database, *, rebuild: bool) -> Refreshed:
     db.execute(
         "touched sale records",
         f"""create or replace temp table touched_sale_rec_ids as
-            select rec_id from screened_sales where code_id in ({codes})
+            select rec_id from touched_kept_sales
             union
             select rec_id from touched_sales
             union
