@@ -33,3 +33,9 @@ create or replace macro trace_serial(code) as
     case
         when regexp_full_match(code, '8[0-9]{19}') then substr(code, 8, 9)::bigint
     end;
+
+-- Whether the fund paid for a sale line: an insured settlement (mdtrt_setl_type 1), or,
+-- when the type is missing, a settlement id; self-pay (2) is not the fund's money.
+create or replace macro fund_paid(mdtrt_setl_type, setl_id) as
+    mdtrt_setl_type = '1'
+    or (mdtrt_setl_type is null and nullif(setl_id, '') is not null);

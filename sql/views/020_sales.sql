@@ -36,8 +36,7 @@ select
     coalesce(r.price, 0) * coalesce(r.qty, 0) / r.n_codes as amount,
     -- what the fund paid: insured settlements only, not self-pay
     case
-        when r.mdtrt_setl_type = '1'
-          or (r.mdtrt_setl_type is null and nullif(r.setl_id, '') is not null)
+        when fund_paid(r.mdtrt_setl_type, r.setl_id)
         then coalesce(r.price, 0) * coalesce(r.qty, 0) / r.n_codes
         else 0
     end as fund_amount

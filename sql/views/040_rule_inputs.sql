@@ -28,10 +28,9 @@ select
     r.psn_name,
     null::varchar as codes,
     0::bigint as n_codes,
-    -- what the fund paid, as in sale_events: insured settlements only
+    -- what the fund paid, as in sale_events
     case
-        when r.mdtrt_setl_type = '1'
-          or (r.mdtrt_setl_type is null and nullif(r.setl_id, '') is not null)
+        when fund_paid(r.mdtrt_setl_type, r.setl_id)
         then coalesce(r.price, 0) * coalesce(r.qty, 0)
         else 0
     end as fund_amount

@@ -43,6 +43,8 @@ KEPT = {
     "stock_moves": "screened_stock_moves",
     "sale_records": "screened_sale_records",
 }
+# the column of the kept sales naming a subject of each type
+SUBJECT_COLUMN = {"code": "code_id", "person": "psn_no", "institution": "fixmedins_code"}
 # every name a screen may shadow with a temporary view
 SHADOWS = ("records", "record_codes", "sale_events", "sales", "stock_moves", "sale_records")
 
@@ -191,16 +193,16 @@ def wait_on_clock(db: Database, subject_type: str, lag_days: float, refreshed: R
     """Add to ``scope_<subject_type>`` the subjects with a sale that the clock's move since
     the last screening brought into judgement: sold at most ``lag_days`` before the clock
     now, and more than that before the clock then (a rule with ``waits``)."""
-    column = {"code": "code_id", "person": "psn_no", "institution": "fixmedins_code"}
+    column = SUBJECT_COLUMN[subject_type]
     db.execute(
         f"judged since the last screen ({subject_type})",
         f"""insert into scope_{subject_type}
-            select distinct {column[subject_type]}
+            select distinct {column}
             from screened_sales
-            where {column[subject_type]} is not null
+            where {column} is not null
               and sel_time + to_seconds($lag_days * 86400) <= $after
               and ($before is null or sel_time + to_seconds($lag_days * 86400) > $before)
-              and {column[subject_type]} not in (select subject_id from scope_{subject_type})""",
+              and {column} not in (select subject_id from scope_{subject_type})""",
         {"lag_days": lag_days, "before": refreshed.clock_before,
          "after": refreshed.clock_after},
     )
@@ -234,7 +236,7 @@ def use_scope(db: Database, scope_type: str | None) -> None:
         for view, table in KEPT.items():
             _shadow(db, view, f"select * from {main}.{table}")
     else:
-        column = {"person": "psn_no", "institution": "fixmedins_code"}[scope_type]
+        column = SUBJECT_COLUMN[scope_type]
         subjects = f"select subject_id from scope_{scope_type}"
         for view in ("sales", "sale_records"):
             _shadow(db, view,
