@@ -251,6 +251,8 @@ select
     purc_invo_no,
     inv_data_type,
     coalesce(len(codes), 0)::integer as n_codes,
+    false as event_date_only,
+    []::varchar[] as habits,
     list_transform(codes, lambda c: trim(c)) as codes,
     $run_id as run_id
 from checked

@@ -52,6 +52,11 @@ create table if not exists records (
     purc_invo_no       varchar,
     inv_data_type      varchar,           -- 3507: 1 inventory, 2 stock change, 3 purchase, 4 sale
     n_codes            integer not null,
+    -- how the line was written (docs/messages.md): the sale/event time had no time of day
+    -- (a date alone), and the tags of the non-spec shapes it used ('batch', 'node_string',
+    -- 'upper_keys', 'string_numbers', 'code_alias', 'top_level_code', ...); empty: the spec
+    event_date_only    boolean not null,
+    habits             varchar[] not null,
     run_id             varchar not null,
     is_current         boolean not null,
     superseded_run_id  varchar            -- the run whose later version replaced this one

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, inputs, leads, report, rules
+from tracecode import anomaly, ingest, inputs, leads, reference, report, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
 from tracecode.settings import Settings
@@ -60,10 +60,10 @@ def new_run_id() -> str:
 
 def ingest_stage(
     db_path: Path, landing: Path, run_id: str, *, encoding: str | None = None
-) -> tuple[list[ingest.ReferenceResult], ingest.IngestResult]:
+) -> tuple[list[reference.ReferenceResult], ingest.IngestResult]:
     """Reference files, then new message files."""
     with Database.open(db_path) as db:
-        refs = ingest.load_reference(db, landing, run_id, encoding=encoding)
+        refs = reference.load_reference(db, landing, run_id, encoding=encoding)
         result = ingest.ingest_messages(db, landing, run_id)
     return refs, result
 
@@ -197,7 +197,7 @@ def start_run(db_path: Path, landing: Path) -> tuple[str, str]:
 
 def summarize(
     db_path: Path, run_id: str, landing: Path, started_at: str, seconds: float,
-    refs: list[ingest.ReferenceResult], result: ingest.IngestResult,
+    refs: list[reference.ReferenceResult], result: ingest.IngestResult,
     screen: ScreenResult,
 ) -> RunSummary:
     with Database.open(db_path) as db:
