@@ -1,13 +1,17 @@
 -- Parse and validate one batch of raw message lines (docs/messages.md).
--- In:  batch_lines(txt varchar, bad_bytes varchar, line_no bigint): lines of one file,
---      newline included; txt is null and bad_bytes the escaped bytes when not UTF-8.
+-- In:  batch_lines(txt varchar, bad_bytes varchar, line_no bigint, file_id bigint,
+--      src_file varchar): lines of one or more files, newline included; txt is null and
+--      bad_bytes the escaped bytes when not UTF-8; src_file is the path under
+--      LANDING/messages and file_id its registry id.
 -- Out: one row per line, with `reason` null when the line is a valid record, else the
 --      first problem found; the caller stores the first kind and quarantines the second.
--- Params: $src_file (path under LANDING/messages), $file_id, $run_id.
+-- Params: $run_id.
 
 with lines as (
     select
         line_no,
+        file_id,
+        src_file,
         bad_bytes,
         rtrim(txt, chr(10) || chr(13)) as line_text  -- null: not valid UTF-8
     from batch_lines
@@ -18,6 +22,8 @@ with lines as (
 envelope as (
     select
         line_no,
+        file_id,
+        src_file,
         bad_bytes,
         line_text,
         json_valid(line_text) as is_json,
@@ -106,6 +112,8 @@ body as (
 fields as (
     select
         line_no,
+        file_id,
+        src_file,
         bad_bytes,
         line_text,
         is_json,
@@ -221,8 +229,8 @@ select
                  then 'drugtracinfo is not a list' end
     end as reason,
     -- the record, for valid lines
-    ($file_id::bigint << 32) + line_no as rec_id,
-    $src_file as src_file,
+    (file_id::bigint << 32) + line_no as rec_id,
+    src_file,
     infno,
     msgid,
     inf_time,

@@ -253,3 +253,10 @@ def split_statements(text: str) -> list[str]:
 
 def _has_code(chunk: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())
+
+
+def snapshot_path(db_path: Path) -> Path:
+    """The read-only snapshot investigators query, published beside the database by each
+    run when it finishes (``tracecode.duckdb`` -> ``tracecode.snapshot.duckdb``)."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.stem + ".snapshot" + db_path.suffix)

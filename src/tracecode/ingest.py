@@ -208,8 +208,8 @@ def _ingest_group(
         for planned in files:
             (file_id,) = db.fetch_one("next file id", "select nextval('file_id_seq')")
             file_ids[planned.rel] = file_id
-            params = {"src_file": planned.rel, "file_id": file_id, "run_id": run_id}
-            reader = _LineReader(planned.path, block_bytes)
+            params = {"run_id": run_id}
+            reader = _LineReader(planned.path, block_bytes, file_id, planned.rel)
             for batch in reader:
                 db.register("batch_lines", batch)
                 db.execute(
@@ -389,8 +389,10 @@ class _LineReader:
     ``sha256`` covers the file's bytes as stored (compressed, for .gz).
     """
 
-    def __init__(self, path: Path, block_bytes: int) -> None:
+    def __init__(self, path: Path, block_bytes: int, file_id: int, rel: str) -> None:
         self.path = path
+        self.file_id = file_id
+        self.rel = rel
         self.block_bytes = block_bytes
         self.lines = 0
         self.sha256 = ""
@@ -442,7 +444,12 @@ class _LineReader:
             bad = pa.nulls(len(raw), pa.large_string())
         except pa.ArrowInvalid:
             txt, bad = _split_invalid_utf8(raw)
-        return pa.table({"txt": txt, "bad_bytes": bad, "line_no": line_no})
+        n = len(line_no)
+        return pa.table({
+            "txt": txt, "bad_bytes": bad, "line_no": line_no,
+            "file_id": pa.repeat(self.file_id, n).cast(pa.int64()),
+            "src_file": pa.repeat(self.rel, n),
+        })
 
 
 def _split_invalid_utf8(raw: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
