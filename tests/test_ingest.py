@@ -74,9 +74,9 @@ BAD_LINES = {
     "missing sel_retn_time": {"body": {"sel_retn_time": None}},
     "sel_retn_time 2025-13-45 is not a time": {"body": {"sel_retn_time": "2025-13-45"}},
     "sel_retn_cnt many is not a number": {"body": {"sel_retn_cnt": "many"}},
-    "price cheap is not a number": {"body": {"finl_trns_pric": "cheap"}},
+    "finl_trns_pric cheap is not a number": {"body": {"finl_trns_pric": "cheap"}},
     "expy_end soon is not a date": {"body": {"expy_end": "soon"}},
-    "drugtracinfo is not a list": {"body": {"drugtracinfo": "8123"}},
+    "drugtracinfo is not a list": {"body": {"drugtracinfo": 8123}},
     "drugtracinfo has an element without drug_trac_codg": {"body": {"drugtracinfo": [{}]}},
 }
 

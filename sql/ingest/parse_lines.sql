@@ -3,8 +3,12 @@
 --      src_file varchar): lines of one or more files, newline included; txt is null and
 --      bad_bytes the escaped bytes when not UTF-8; src_file is the path under
 --      LANDING/messages and file_id its registry id.
+--      ingest_bounds (one row: the [ingest] settings) and the macros of parse_macros.sql.
 -- Out: one row per line, with `reason` null when the line is a valid record, else the
 --      first problem found; the caller stores the first kind and quarantines the second.
+--      `needs_shape`: the line is not spec-shaped (batch, upper-case keys, codes outside
+--      drugtracinfo...); the caller rewrites it (tracecode.shapes) and parses the result
+--      again, which then carries its habits and batch element in the key `_tracecode`.
 -- Params: $run_id.
 
 with lines as (
@@ -13,11 +17,16 @@ with lines as (
         file_id,
         src_file,
         bad_bytes,
-        rtrim(txt, chr(10) || chr(13)) as line_text  -- null: not valid UTF-8
+        -- a UTF-8 byte-order mark before a file's first line is no part of the message
+        line_no = 1 and starts_with(txt, chr(65279)) as had_bom,
+        case when line_no = 1 and starts_with(txt, chr(65279))
+             then substr(rtrim(txt, chr(10) || chr(13)), 2)
+             else rtrim(txt, chr(10) || chr(13)) end as line_text  -- null: not valid UTF-8
     from batch_lines
 ),
 
--- One parse per line: the envelope and every body node the contract knows, as text.
+-- One parse per line: the envelope and every body node the contract knows. Text fields
+-- come as text; counts and prices as raw JSON, so that a number sent as a string shows.
 -- Costly checks (json_type) run only inside THEN branches, i.e. on failing lines.
 envelope as (
     select
@@ -25,6 +34,7 @@ envelope as (
         file_id,
         src_file,
         bad_bytes,
+        had_bom,
         line_text,
         json_valid(line_text) as is_json,
         json_transform(
@@ -32,60 +42,61 @@ envelope as (
             '{
                 "infno": "VARCHAR", "msgid": "VARCHAR", "inf_time": "VARCHAR",
                 "fixmedins_code": "VARCHAR", "fixmedins_name": "VARCHAR",
-                "input": {"selinfo": {
-            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
-            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
-            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
-            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
-            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
-            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
-            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
-            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
-            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-            "inv_data_type": "VARCHAR",
-            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-        }, "invinfo": {
-            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
-            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
-            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
-            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
-            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
-            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
-            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
-            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
-            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-            "inv_data_type": "VARCHAR",
-            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-        }, "purcinfo": {
-            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
-            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
-            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
-            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
-            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
-            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
-            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
-            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
-            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-            "inv_data_type": "VARCHAR",
-            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-        }, "data": {
-            "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR",
-            "psn_no": "VARCHAR", "psn_cert_type": "VARCHAR", "certno": "VARCHAR",
-            "psn_name": "VARCHAR", "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR",
-            "expy_end": "VARCHAR", "trdn_flag": "VARCHAR", "sel_retn_cnt": "VARCHAR",
-            "sel_retn_time": "VARCHAR", "finl_trns_pric": "VARCHAR", "rtal_docno": "VARCHAR",
-            "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR", "medins_prod_sel_no": "VARCHAR",
-            "inv_cnt": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-            "cnt": "VARCHAR", "pric": "VARCHAR", "inv_chg_time": "VARCHAR",
-            "spler_name": "VARCHAR", "purc_retn_cnt": "VARCHAR",
-            "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-            "inv_data_type": "VARCHAR",
-            "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-        }}
-            }'
+                "_tracecode": {"habits": ["VARCHAR"], "elem": "INTEGER"},
+                "input": {
+            "selinfo": {
+                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
+                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
+                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
+                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
+                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
+                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
+                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
+                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
+                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+            },
+            "invinfo": {
+                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
+                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
+                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
+                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
+                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
+                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
+                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
+                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
+                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+            },
+            "purcinfo": {
+                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
+                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
+                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
+                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
+                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
+                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
+                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
+                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
+                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+            },
+            "data": {
+                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
+                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
+                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
+                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
+                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
+                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
+                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
+                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
+                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
+                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
+                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
+            }
+        }}'
         ) as m
     from lines
 ),
@@ -115,13 +126,15 @@ fields as (
         file_id,
         src_file,
         bad_bytes,
+        had_bom,
         line_text,
         is_json,
+        m._tracecode as meta,
         infno,
         node,
+        '$.input.' || node || '.' as body_path,
         m.msgid as msgid,
         m.inf_time as inf_time_txt,
-        try_cast(m.inf_time as timestamp) as inf_time,
         m.fixmedins_code as fixmedins_code,
         m.fixmedins_name as fixmedins_name,
         b.fixmedins_bchno as fixmedins_bchno,
@@ -130,6 +143,7 @@ fields as (
             when infno = '3501' then 'invdate'
             when infno = '3502' then 'inv_chg_time'
             when infno in ('3503', '3504') then 'purc_retn_stoin_time'
+            when infno = '3507' then 'inf_time'
         end as event_field,
         case
             when infno in ('3505', '3506') then b.sel_retn_time
@@ -149,11 +163,12 @@ fields as (
             when infno = '3501' then b.inv_cnt
             when infno = '3502' then b.cnt
             when infno in ('3503', '3504') then b.purc_retn_cnt
-        end as qty_txt,
+        end as qty_raw,
+        case when infno = '3502' then 'pric' else 'finl_trns_pric' end as price_field,
         case
             when infno in ('3505', '3506', '3503', '3504') then b.finl_trns_pric
             when infno = '3502' then b.pric
-        end as price_txt,
+        end as price_raw,
         b.manu_date as manu_date_txt,
         b.expy_end as expy_end_txt,
         b.med_list_codg,
@@ -171,26 +186,55 @@ fields as (
         b.spler_name,
         b.purc_invo_no,
         b.inv_data_type,
-        b.drugtracinfo as tracinfo
+        b.drugtracinfo as tracinfo,
+        list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes
     from body
+),
+
+typed as (
+    select
+        fields.*,
+        ingest_bounds.*,
+        tc_time(inf_time_txt, local_offset_minutes) as inf_t,
+        tc_time(event_txt, local_offset_minutes) as event_t,
+        tc_num_text(qty_raw) as qty_txt,
+        tc_num(qty_raw) as qty,
+        tc_num_text(price_raw) as price_txt,
+        tc_num(price_raw) as price,
+        case when try_cast(manu_date_txt as date) is not null then try_cast(manu_date_txt as date)
+             else tc_time(manu_date_txt, 0).ts::date end as manu_date,
+        case when try_cast(expy_end_txt as date) is not null then try_cast(expy_end_txt as date)
+             else tc_time(expy_end_txt, 0).ts::date end as expy_end,
+        left(qty_raw::varchar, 1) = '"' or left(price_raw::varchar, 1) = '"' as string_numbers,
+        -- a rare shape: let tracecode.shapes rewrite it (never for its own output, which
+        -- carries _tracecode; a raw line that sends one itself is parsed as it is)
+        is_json and left(ltrim(line_text), 1) = '{' and meta is null and (
+            infno is null
+            or node is null
+            or coalesce(fixmedins_bchno, '') = ''
+            -- every code key in the text must be a code read from drugtracinfo
+            or (length(line_text) - length(replace(line_text, 'drug_trac_cod', ''))) // 13
+               <> coalesce(len(list_filter(codes, lambda c: c is not null)), 0)
+            or (tracinfo is null and contains(line_text, '"drugtracinfo"'))
+            or regexp_matches(line_text, '"[a-z_]*[A-Z][A-Za-z_]*"\s*:')
+        ) as needs_shape
+    from fields
+    cross join ingest_bounds
 ),
 
 checked as (
     select
         *,
-        try_cast(event_txt as timestamp) as event_time,
-        try_cast(qty_txt as double) as qty,
-        try_cast(price_txt as double) as price,
-        try_cast(manu_date_txt as date) as manu_date,
-        try_cast(expy_end_txt as date) as expy_end,
-        list_transform(tracinfo, lambda t: t.drug_trac_codg) as codes
-    from fields
+        inf_t.ts as inf_time,
+        event_t.ts as event_time
+    from typed
 )
 
 select
     line_no,
     -- what the quarantine shows: the text, or the bytes escaped when they are not UTF-8
     coalesce(line_text, bad_bytes) as raw_text,
+    needs_shape,
     case
         when line_text is null then 'not valid UTF-8'
         when trim(line_text) = '' then 'empty line'
@@ -200,8 +244,15 @@ select
         when msgid is null or msgid = '' then 'missing envelope field msgid'
         when inf_time_txt is null then 'missing envelope field inf_time'
         when fixmedins_code is null or fixmedins_code = '' then 'missing envelope field fixmedins_code'
+        when tc_composite(line_text, '$.fixmedins_code', fixmedins_code)
+            then 'fixmedins_code ' || fixmedins_code || ' is not a text'
+        when tc_composite(line_text, '$.msgid', msgid) then 'msgid ' || msgid || ' is not a text'
         when node is null then 'unsupported infno ' || infno
         when inf_time is null then 'inf_time ' || inf_time_txt || ' is not a time'
+        when inf_time < earliest_time or inf_time > latest_inf_time
+            then 'inf_time ' || inf_time_txt || ' is outside ' || strftime(earliest_time, '%Y-%m-%d')
+                 || ' .. ' || strftime(latest_inf_time, '%Y-%m-%d %H:%M') || ' (the ingest time + '
+                 || future_tolerance_hours || ' h)'
         when fixmedins_bchno is null or fixmedins_bchno = '' then
             case coalesce(json_type(line_text, '$.input.' || node), 'MISSING')
                 when 'MISSING' then 'missing body node input.' || node
@@ -209,28 +260,77 @@ select
                 when 'OBJECT' then 'missing fixmedins_bchno'
                 else 'input.' || node || ' is not an object'
             end
+        when tc_composite(line_text, body_path || 'fixmedins_bchno', fixmedins_bchno)
+            then 'fixmedins_bchno ' || fixmedins_bchno || ' is not a text'
         when infno = '3507' and coalesce(inv_data_type, '') not in ('1', '2', '3', '4')
             then 'inv_data_type ' || coalesce(inv_data_type, '(missing)') || ' is not 1-4'
-        when event_txt is null then 'missing ' || event_field
+        when event_txt is null or trim(event_txt) = '' then 'missing ' || event_field
         when event_time is null then event_field || ' ' || event_txt || ' is not a time'
-        when qty_txt is not null and qty is null then qty_field || ' ' || qty_txt || ' is not a number'
+        when event_time < earliest_time
+            then event_field || ' ' || event_txt || ' is before ' || strftime(earliest_time, '%Y-%m-%d')
+        when event_time > inf_time + to_hours(event_after_upload_hours)
+            then event_field || ' ' || event_txt || ' is more than ' || event_after_upload_hours
+                 || ' h after its upload (inf_time ' || inf_time_txt || ')'
+        when qty_txt <> '' and qty is null then qty_field || ' ' || qty_txt || ' is not a number'
         when infno in ('3505', '3506') and qty is null then 'missing sel_retn_cnt'
-        when price_txt is not null and price is null then 'price ' || price_txt || ' is not a number'
+        when qty is not null and not isfinite(qty)
+            then qty_field || ' ' || qty_txt || ' is not a finite number'
+        when qty < 0 or (qty = 0 and infno <> '3501')
+            then qty_field || ' ' || qty_txt || ' is not a positive count'
+        when qty > max_count
+            then qty_field || ' ' || qty_txt || ' is above the ceiling ' || max_count
+        when price_txt <> '' and price is null
+            then price_field || ' ' || price_txt || ' is not a number'
+        when price is not null and not isfinite(price)
+            then price_field || ' ' || price_txt || ' is not a finite number'
+        when price < 0 then price_field || ' ' || price_txt || ' is negative'
+        when price > max_price
+            then price_field || ' ' || price_txt || ' is above the ceiling ' || max_price
         when manu_date_txt is not null and manu_date_txt <> '' and manu_date is null
             then 'manu_date ' || manu_date_txt || ' is not a date'
         when expy_end_txt is not null and expy_end_txt <> '' and expy_end is null
             then 'expy_end ' || expy_end_txt || ' is not a date'
+        when manu_date not between earliest_date and latest_date
+            then 'manu_date ' || manu_date_txt || ' is outside ' || earliest_date || ' .. ' || latest_date
+        when expy_end not between earliest_date and latest_date
+            then 'expy_end ' || expy_end_txt || ' is outside ' || earliest_date || ' .. ' || latest_date
+        -- objects and arrays where the body has text (json_transform gives their JSON)
+        when tc_composite(line_text, body_path || 'med_list_codg', med_list_codg)
+            then 'med_list_codg ' || med_list_codg || ' is not a text'
+        when tc_composite(line_text, body_path || 'psn_no', psn_no)
+            then 'psn_no ' || psn_no || ' is not a text'
+        when tc_composite(line_text, body_path || 'certno', certno)
+            then 'certno ' || certno || ' is not a text'
+        when tc_composite(line_text, body_path || 'psn_cert_type', psn_cert_type)
+            then 'psn_cert_type ' || psn_cert_type || ' is not a text'
+        when tc_composite(line_text, body_path || 'psn_name', psn_name)
+            then 'psn_name ' || psn_name || ' is not a text'
+        when tc_composite(line_text, body_path || 'manu_lotnum', manu_lotnum)
+            then 'manu_lotnum ' || manu_lotnum || ' is not a text'
+        when tc_composite(line_text, body_path || 'trdn_flag', trdn_flag)
+            then 'trdn_flag ' || trdn_flag || ' is not a text'
+        when tc_composite(line_text, body_path || 'setl_id', setl_id)
+            then 'setl_id ' || setl_id || ' is not a text'
+        when tc_composite(line_text, body_path || 'mdtrt_setl_type', mdtrt_setl_type)
+            then 'mdtrt_setl_type ' || mdtrt_setl_type || ' is not a text'
+        when tc_composite(line_text, body_path || 'medins_prod_sel_no', medins_prod_sel_no)
+            then 'medins_prod_sel_no ' || medins_prod_sel_no || ' is not a text'
+        when tc_composite(line_text, body_path || 'inv_chg_type', inv_chg_type)
+            then 'inv_chg_type ' || inv_chg_type || ' is not a text'
         when list_bool_or(list_transform(codes, lambda c: c is null or trim(c) = ''))
             then 'drugtracinfo has an element without drug_trac_codg'
+        when list_bool_or(list_transform(codes, lambda c: left(trim(c), 1) in ('[', '{')))
+            then 'drug_trac_codg ' || list_filter(codes, lambda c: left(trim(c), 1) in ('[', '{'))[1]
+                 || ' is not a text'
         -- last: a null list is fine when absent (a sale without codes), not when mistyped
         when tracinfo is null and infno <> '3507' then
             case when coalesce(json_type(line_text, '$.input.' || node || '.drugtracinfo'), 'NULL')
                       not in ('NULL', 'ARRAY')
                  then 'drugtracinfo is not a list' end
     end as reason,
-    -- the record, for valid lines
-    (file_id::bigint << 32) + line_no as rec_id,
+    0::bigint as rec_id,  -- numbered when staged (ingest._split_stage)
     src_file,
+    coalesce(meta.elem, 0) as elem_no,
     infno,
     msgid,
     inf_time,
@@ -238,6 +338,13 @@ select
     fixmedins_name,
     fixmedins_bchno,
     case when infno = '3507' then inv_data_type else '' end as key_extra,
+    -- what tells two records under one key apart (docs/messages.md, "Record identity"):
+    -- not the codes, quantities or prices, which a re-sent correction may change
+    case when infno = '3507' then 0::ubigint
+         else md5_number_lower(concat_ws('|',
+             infno, strftime(event_time, '%Y-%m-%d %H:%M:%S.%f'), coalesce(med_list_codg, ''),
+             coalesce(psn_no, ''), coalesce(inv_chg_type, '')))
+    end as rec_ident,
     event_time,
     med_list_codg,
     psn_no,
@@ -259,8 +366,21 @@ select
     purc_invo_no,
     inv_data_type,
     coalesce(len(codes), 0)::integer as n_codes,
-    false as event_date_only,
-    []::varchar[] as habits,
+    coalesce(event_t.date_only, false) as event_date_only,
+    case
+        when meta is null and event_t.habit is null and inf_t.habit is null
+             and not coalesce(string_numbers, false) and not had_bom
+            then []::varchar[]
+        else list_sort(list_distinct(list_concat(
+            coalesce(meta.habits, []::varchar[]),
+            list_filter(
+                [event_t.habit, inf_t.habit,
+                 case when string_numbers then 'string_numbers' end,
+                 case when had_bom then 'bom' end],
+                lambda h: h is not null
+            )
+        )))
+    end as habits,
     list_transform(codes, lambda c: trim(c)) as codes,
     $run_id as run_id
 from checked

@@ -1,6 +1,6 @@
 -- What has been ingested: files, the records they carried, their codes, and what was
 -- quarantined. Messages are stored append-only; `is_current` marks the version of each
--- record (fixmedins_code, infno, fixmedins_bchno) that wins (latest inf_time).
+-- record (fixmedins_code, infno, fixmedins_bchno, rec_ident) that wins (latest inf_time).
 
 create sequence if not exists file_id_seq start 1;
 
@@ -14,14 +14,16 @@ create table if not exists ingested_files (
     records_stored    bigint not null,  -- lines that became the current version of a record
     records_replaced  bigint not null,  -- valid lines that lost to a later version
     lines_quarantined bigint not null,
+    batch_records     bigint not null,  -- records stored from this file's batch lines
     run_id            varchar not null,
     ingested_at       timestamp not null
 );
 
 create table if not exists records (
-    rec_id             bigint not null,   -- file_id * 2^32 + line_no: one line, one id
+    rec_id             bigint not null,   -- unique, numbered in ingest order
     src_file           varchar not null,  -- path relative to LANDING/messages
     line_no            integer not null,
+    elem_no            integer not null,  -- element of a batch line (1..), 0: not a batch
     -- envelope
     infno              varchar not null,
     msgid              varchar,
@@ -30,6 +32,9 @@ create table if not exists records (
     fixmedins_name     varchar,
     fixmedins_bchno    varchar not null,  -- the institution's own record serial
     key_extra          varchar not null,  -- 3507 only: inv_data_type, so deletes of two kinds differ
+    -- hash of what identifies the event (time, product, person, change type): two
+    -- records under one key with different idents are both kept (docs/messages.md)
+    rec_ident          ubigint not null,
     -- body: the union of the fields tracecode reads (docs/messages.md)
     event_time         timestamp not null,  -- sale, stock change, purchase or snapshot time
     med_list_codg      varchar,

@@ -6,7 +6,12 @@ the bytes without copying) and parsed, validated and typed by DuckDB's JSON func
 group in one transaction together with its entries in the file registry, so a crash
 leaves whole files in or out and a re-run finishes the job.
 
-For every file: lines read = records stored + records replaced + lines quarantined.
+Lines of a rare, non-spec shape (batch messages, upper-case keys, codes outside
+``drugtracinfo``...) are rewritten by :mod:`tracecode.shapes` and parsed a second time.
+
+For every file: lines read = records stored + records replaced + lines quarantined, where
+a batch line counts once (stored when any of its records is current) and its records are
+counted in ``batch_records``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from tracecode import codes
+from tracecode import codes, shapes
 from tracecode.db import Database, read_sql
 from tracecode.errors import ChangedFileError, InputError
+from tracecode.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,8 @@ class FileStats:
     records_stored: int
     records_replaced: int
     lines_quarantined: int
+    # records stored from this file's batch lines (each such line counts once above)
+    batch_records: int = 0
 
     def balanced(self) -> bool:
         return self.lines_read == (
@@ -62,7 +70,13 @@ class IngestResult:
     earlier_records_replaced: int = 0
     records_retracted: int = 0
     codes_stored: int = 0
+    # records kept beside another record under the same key (a reused fixmedins_bchno)
+    key_collisions: int = 0
     seconds: float = 0.0
+
+    @property
+    def batch_records(self) -> int:
+        return sum(f.batch_records for f in self.files)
 
     @property
     def lines_read(self) -> int:
@@ -158,6 +172,7 @@ def ingest_messages(
     *,
     block_bytes: int = BLOCK_BYTES,
     group_bytes: int = GROUP_BYTES,
+    settings: IngestSettings | None = None,
 ) -> IngestResult:
     """Ingest every message file under ``LANDING/messages`` not ingested before."""
     started = time.perf_counter()
@@ -172,11 +187,14 @@ def ingest_messages(
     all_stats: list[FileStats] = []
     earlier_replaced = 0
     codes_stored = 0
+    collisions = 0
     for group in groups:
-        stats, replaced, n_codes = _ingest_group(db, group.files, run_id, block_bytes)
+        stats, replaced, n_codes, n_collisions = _ingest_group(
+            db, group.files, run_id, block_bytes, settings or IngestSettings())
         all_stats.extend(stats)
         earlier_replaced += replaced
         codes_stored += n_codes
+        collisions += n_collisions
     retracted = _count_retracted(db, run_id) if new else 0
     result = IngestResult(
         files=tuple(all_stats),
@@ -184,24 +202,26 @@ def ingest_messages(
         earlier_records_replaced=earlier_replaced,
         records_retracted=retracted,
         codes_stored=codes_stored,
+        key_collisions=collisions,
         seconds=time.perf_counter() - started,
     )
     log.info(
         "ingest: %d new files (%d already in), %d lines read, %d stored, %d replaced, "
-        "%d quarantined, %d codes, %d retracted, %.1fs",
+        "%d quarantined, %d codes, %d retracted, %d key collisions, %.1fs",
         len(result.files), skipped, result.lines_read, result.records_stored,
         result.records_replaced, result.lines_quarantined, codes_stored, retracted,
-        result.seconds,
+        collisions, result.seconds,
     )
     return result
 
 
 def _ingest_group(
-    db: Database, files: Sequence[_PlannedFile], run_id: str, block_bytes: int
-) -> tuple[list[FileStats], int, int]:
+    db: Database, files: Sequence[_PlannedFile], run_id: str, block_bytes: int,
+    settings: IngestSettings,
+) -> tuple[list[FileStats], int, int, int]:
     parse_sql = read_sql("ingest/parse_lines.sql")
     with db.transaction():
-        _create_stage(db)
+        _create_stage(db, settings)
         lines_read: dict[str, int] = {}
         digests: dict[str, str] = {}
         file_ids: dict[str, int] = {}
@@ -223,14 +243,16 @@ def _ingest_group(
                 _quarantine_unreadable(db, planned.rel, reader, run_id)
             lines_read[planned.rel] = reader.lines
             digests[planned.rel] = reader.sha256
+        shapes.reshape_stage(db, parse_sql, run_id)
         _split_stage(db)
         _stage_code_map(db)
         db.run_file("ingest/merge_stage.sql", {"run_id": run_id})
         stats = _file_stats(db, files, lines_read)
-        earlier_replaced, n_codes = db.fetch_one(
+        earlier_replaced, n_codes, n_collisions = db.fetch_one(
             "merge counts",
             """select count(*) filter (where wins and rival_rec_id is not null),
-                      coalesce(sum(n_codes), 0)
+                      coalesce(sum(n_codes), 0),
+                      (select key_collisions from stage_collisions)
                from stage_decided""",
         )
         db.execute(
@@ -244,37 +266,72 @@ def _ingest_group(
         for planned, st in zip(files, stats, strict=True):
             db.execute(
                 "register file",
-                """insert into ingested_files values ($file_id, $path, $sha, $size, $mtime,
-                   $read, $stored, $replaced, $quarantined, $run_id, $now)""",
+                """insert into ingested_files
+                       (file_id, path, sha256, size_bytes, mtime_ns, lines_read,
+                        records_stored, records_replaced, lines_quarantined, batch_records,
+                        run_id, ingested_at)
+                   values ($file_id, $path, $sha, $size, $mtime, $read, $stored, $replaced,
+                           $quarantined, $batch, $run_id, $now)""",
                 {
                     "file_id": file_ids[planned.rel], "path": planned.rel,
                     "sha": digests[planned.rel], "size": planned.size,
                     "mtime": planned.mtime_ns, "read": st.lines_read,
                     "stored": st.records_stored, "replaced": st.records_replaced,
-                    "quarantined": st.lines_quarantined, "run_id": run_id, "now": now,
+                    "quarantined": st.lines_quarantined, "batch": st.batch_records,
+                    "run_id": run_id, "now": now,
                 },
             )
             if not st.balanced():
                 raise AssertionError(f"line accounting does not add up for {st}")
         _drop_stage(db)
-    return stats, int(earlier_replaced), int(n_codes)
+    return stats, int(earlier_replaced), int(n_codes), int(n_collisions)
 
 
-def _create_stage(db: Database) -> None:
+def _create_stage(db: Database, settings: IngestSettings) -> None:
+    db.run_file("ingest/parse_macros.sql")
+    db.execute(
+        "ingest bounds",
+        """create or replace temp table ingest_bounds as
+           select $earliest::timestamp as earliest_time,
+                  $now::timestamp + to_hours($future) as latest_inf_time,
+                  $future::integer as future_tolerance_hours,
+                  $after::integer as event_after_upload_hours,
+                  $offset::integer as local_offset_minutes,
+                  $max_count::double as max_count,
+                  $max_price::double as max_price,
+                  $earliest_date::date as earliest_date,
+                  $latest_date::date as latest_date""",
+        {
+            "earliest": settings.earliest_time, "now": datetime.now(),
+            "future": settings.future_tolerance_hours,
+            "after": settings.event_after_upload_hours,
+            "offset": settings.local_offset_minutes, "max_count": settings.max_count,
+            "max_price": settings.max_price, "earliest_date": settings.earliest_date,
+            "latest_date": settings.latest_date,
+        },
+    )
     db.execute(
         "stage table",
         """create or replace temp table stage_parsed as
            select null::bigint as line_no, null::varchar as raw_text, null::varchar as reason,
+                  null::boolean as needs_shape,
                   * exclude (is_current, line_no, superseded_run_id), null::varchar[] as codes
            from records limit 0""",
     )
 
 
 def _split_stage(db: Database) -> None:
+    # rec_id: one number per record in ingest order, above every stored one (a batch line
+    # yields several records, so the line alone cannot name them)
+    (base,) = db.fetch_one("last rec_id", "select coalesce(max(rec_id), 0) from records")
     db.execute(
         "stage valid lines",
         """create or replace temp table stage_records as
-           select * exclude (raw_text, reason) from stage_parsed where reason is null""",
+           select * exclude (raw_text, reason, needs_shape)
+                    replace ($base + row_number() over (order by src_file, line_no, elem_no)
+                             as rec_id)
+           from stage_parsed where reason is null""",
+        {"base": base},
     )
     db.execute(
         "stage bad lines",
@@ -300,24 +357,28 @@ def _stage_code_map(db: Database) -> None:
 def _file_stats(
     db: Database, files: Sequence[_PlannedFile], lines_read: dict[str, int]
 ) -> list[FileStats]:
+    # a line counts once: stored when any of its records (batch elements) won
     counts = {
         row[0]: row[1:]
         for row in db.fetch_rows(
             "per-file counts",
             """select src_file,
-                      sum(stored)::bigint, sum(replaced)::bigint, sum(quarantined)::bigint
+                      sum(stored)::bigint, sum(replaced)::bigint, sum(quarantined)::bigint,
+                      sum(batch_records)::bigint
                from (
-                   select src_file, wins::int as stored, (not wins)::int as replaced,
-                          0 as quarantined
+                   select src_file, bool_or(wins)::int as stored,
+                          (not bool_or(wins))::int as replaced, 0 as quarantined,
+                          count(*) filter (where wins and elem_no > 0) as batch_records
                    from stage_decided
+                   group by src_file, line_no
                    union all
-                   select src_file, 0, 0, 1 from stage_bad
+                   select src_file, 0, 0, 1, 0 from stage_bad
                )
                group by src_file""",
         )
     }
     return [
-        FileStats(f.rel, lines_read[f.rel], *(int(x) for x in counts.get(f.rel, (0, 0, 0))))
+        FileStats(f.rel, lines_read[f.rel], *(int(x) for x in counts.get(f.rel, (0, 0, 0, 0))))
         for f in files
     ]
 
@@ -335,7 +396,7 @@ def _quarantine_unreadable(db: Database, rel: str, reader: _LineReader, run_id: 
 
 def _drop_stage(db: Database) -> None:
     for table in ("stage_records", "stage_bad", "stage_keys", "stored_rivals",
-                  "stage_decided", "code_map"):
+                  "stage_decided", "stage_collisions", "code_map", "ingest_bounds"):
         db.execute(f"drop {table}", f"drop table if exists {table}")
 
 

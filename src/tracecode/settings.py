@@ -74,10 +74,31 @@ class ScoreSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    """What a message value may be before it is quarantined (docs/messages.md)."""
+
+    # no time (sale, stock change, upload) before this date
+    earliest_time: str = "2019-01-01"
+    # inf_time may be at most this far after the ingest's own clock
+    future_tolerance_hours: int = 24
+    # an event may be at most this far after its own inf_time
+    event_after_upload_hours: int = 24
+    # local time of the uploads (China Standard Time) for epoch times and offsets
+    local_offset_minutes: int = 480
+    # counts and unit prices above these are taken as garbage
+    max_count: float = 1_000_000.0
+    max_price: float = 1_000_000.0
+    # manu_date and expy_end outside these dates are quarantined
+    earliest_date: str = "1970-01-01"
+    latest_date: str = "2199-12-31"
+
+
+@dataclass(frozen=True)
 class Settings:
     rules: RuleSettings = field(default_factory=RuleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     score: ScoreSettings = field(default_factory=ScoreSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     def rule_params(self) -> dict[str, Any]:
         """Named parameters for rule SQL: every rule threshold, by field name."""
@@ -121,7 +142,7 @@ def settings_from_dict(raw: dict[str, Any], source: str = "settings") -> Setting
             if not isinstance(v, expected) or isinstance(v, bool):
                 problems.append(f"{name}.{key} must be {expected.__name__}, got {v!r}")
                 continue
-            if v < 0:
+            if not isinstance(v, str) and v < 0:
                 problems.append(f"{name}.{key} must not be negative, got {v!r}")
                 continue
             updates[key] = v

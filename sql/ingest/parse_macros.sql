@@ -1,0 +1,77 @@
+-- Macros that parse_lines.sql uses to read values as real systems write them
+-- (docs/messages.md, "Shapes tracecode reads"). Created per connection before a parse.
+
+-- A time as sent: the spec's `yyyy-MM-dd HH:mm:ss` (or a `T`) is cast directly; the
+-- other forms go through one regular expression: `yyyy-MM-ddHH:mm:ss`, `yyyy/M/d H:mm:ss`,
+-- a date alone, fractions of a second, a time-zone offset (`Z`, `+08:00`, `+0800`:
+-- converted to local time at $local_offset_minutes), or epoch milliseconds (UTC, also
+-- converted). Out: {ts, date_only, habit}; ts is null when the text is no time at all.
+create or replace temp macro tc_time_parts(t) as regexp_extract(
+    t,
+    '^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:([ T]?)(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*$',
+    ['y', 'mo', 'd', 'sep', 'h', 'mi', 's', 'frac', 'tz']
+);
+
+create or replace temp macro tc_offset_minutes(tz) as
+    case when tz = 'Z' then 0
+         else (case when left(tz, 1) = '-' then -1 else 1 end)
+              * (substr(tz, 2, 2)::integer * 60 + right(tz, 2)::integer)
+    end;
+
+create or replace temp macro tc_time_fast(t) as
+    case when length(t) = 19 and substr(t, 5, 1) = '-' and substr(t, 14, 1) = ':'
+         then try_cast(t as timestamp) end;
+
+-- p: tc_time_parts(t), computed by the caller only where tc_time_fast gave nothing
+create or replace temp macro tc_time_slow(t, p, local_offset) as
+    case
+        when regexp_full_match(trim(t), '\d{12,13}') then {
+            'ts': try(make_timestamp(trim(t)::bigint * 1000) + to_minutes(local_offset)),
+            'date_only': false,
+            'habit': 'time_epoch_ms'
+        }
+        when p.y = '' then {'ts': null::timestamp, 'date_only': false, 'habit': null::varchar}
+        else {
+            'ts': try(
+                make_timestamp(
+                    p.y::bigint, p.mo::bigint, p.d::bigint,
+                    coalesce(nullif(p.h, '')::bigint, 0), coalesce(nullif(p.mi, '')::bigint, 0),
+                    coalesce(nullif(p.s, '')::double, 0) + coalesce(nullif(p.frac, '')::double, 0)
+                )
+                + to_minutes(case when p.tz = '' then 0
+                                  else local_offset - tc_offset_minutes(p.tz) end)
+            ),
+            'date_only': p.h = '',
+            'habit': case
+                when p.h = '' then 'date_only'
+                when p.tz <> '' then 'time_offset'
+                when contains(t, '/') then 'time_slashes'
+                when p.sep = '' then 'time_no_space'
+                when p.frac <> '' then 'time_fraction'
+                else 'time_unpadded'
+            end
+        }
+    end;
+
+-- the time of text t: {ts, date_only, habit}, ts null when t is no time at all
+create or replace temp macro tc_time(t, local_offset) as
+    case
+        when t is null or trim(t) = '' then null
+        when tc_time_fast(t) is not null
+            then {'ts': tc_time_fast(t), 'date_only': false, 'habit': null::varchar}
+        else tc_time_slow(t, tc_time_parts(t), local_offset)
+    end;
+
+-- A number sent as a JSON number (`28`, `24.0`) or a string (`"28"`, `""` = none): the
+-- body's count and price fields are read as raw JSON so that the string habit shows.
+create or replace temp macro tc_num_text(raw) as
+    case when left(raw::varchar, 1) = '"' then trim(json_extract_string(raw, '$'))
+         else raw::varchar end;
+
+create or replace temp macro tc_num(raw) as
+    try_cast(nullif(tc_num_text(raw), '') as double);
+
+-- An object or array where a string belongs: json_transform gives its JSON text.
+create or replace temp macro tc_composite(line_text, path, v) as
+    case when left(v, 1) in ('[', '{') then json_type(line_text, path) in ('ARRAY', 'OBJECT')
+         else false end;
