@@ -8,7 +8,8 @@
 --      first problem found; the caller stores the first kind and quarantines the second.
 --      `needs_shape`: the line is not spec-shaped (batch, upper-case keys, codes outside
 --      drugtracinfo...); the caller rewrites it (tracecode.shapes) and parses the result
---      again, which then carries its habits and batch element in the key `_tracecode`.
+--      again with file_id -1, each line carrying its habits and batch element in the key
+--      `_tracecode`.
 -- Params: $run_id.
 
 with lines as (
@@ -129,7 +130,8 @@ fields as (
         had_bom,
         line_text,
         is_json,
-        m._tracecode as meta,
+        -- only the rewritten lines of the second parse (file_id -1) carry habits
+        case when file_id < 0 then m._tracecode end as meta,
         infno,
         node,
         '$.input.' || node || '.' as body_path,
@@ -186,6 +188,7 @@ fields as (
         b.spler_name,
         b.purc_invo_no,
         b.inv_data_type,
+        m._tracecode is not null as meta_sent,
         b.drugtracinfo as tracinfo,
         list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes
     from body
@@ -206,10 +209,11 @@ typed as (
         case when try_cast(expy_end_txt as date) is not null then try_cast(expy_end_txt as date)
              else tc_time(expy_end_txt, 0).ts::date end as expy_end,
         left(qty_raw::varchar, 1) = '"' or left(price_raw::varchar, 1) = '"' as string_numbers,
-        -- a rare shape: let tracecode.shapes rewrite it (never for its own output, which
-        -- carries _tracecode; a raw line that sends one itself is parsed as it is)
-        is_json and left(ltrim(line_text), 1) = '{' and meta is null and (
-            infno is null
+        -- a rare shape: let tracecode.shapes rewrite it (not its own output: file_id -1;
+        -- a raw line that sends the key _tracecode itself is rewritten, dropping it)
+        is_json and left(ltrim(line_text), 1) = '{' and file_id >= 0 and (
+            meta_sent
+            or infno is null
             or node is null
             or coalesce(fixmedins_bchno, '') = ''
             -- every code key in the text must be a code read from drugtracinfo

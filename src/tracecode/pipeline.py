@@ -19,7 +19,7 @@ from typing import Any
 from tracecode import anomaly, ingest, inputs, leads, reference, report, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
-from tracecode.settings import Settings
+from tracecode.settings import IngestSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class RunSummary:
     screen: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    # records kept beside another under a reused key; records stored from batch lines
+    key_collisions: int = 0
+    batch_records: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,12 +62,13 @@ def new_run_id() -> str:
 
 
 def ingest_stage(
-    db_path: Path, landing: Path, run_id: str, *, encoding: str | None = None
+    db_path: Path, landing: Path, run_id: str, *, encoding: str | None = None,
+    ingest_settings: IngestSettings | None = None,
 ) -> tuple[list[reference.ReferenceResult], ingest.IngestResult]:
     """Reference files, then new message files."""
     with Database.open(db_path) as db:
         refs = reference.load_reference(db, landing, run_id, encoding=encoding)
-        result = ingest.ingest_messages(db, landing, run_id)
+        result = ingest.ingest_messages(db, landing, run_id, settings=ingest_settings)
     return refs, result
 
 
@@ -233,6 +237,8 @@ def summarize(
         screen=screen.to_dict(),
         files=[asdict(f) for f in result.files],
         totals={k: int(v) for k, v in totals.items()},
+        key_collisions=result.key_collisions,
+        batch_records=result.batch_records,
     )
 
 
@@ -246,7 +252,8 @@ def run(
         raise InputError(f"landing directory {landing} does not exist")
     began = time.perf_counter()
     run_id, started_at = start_run(db_path, landing)
-    refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding)
+    refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding,
+                                ingest_settings=settings.ingest)
     screen = screen_stage(db_path, settings, run_id, incremental=incremental)
     summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
                         refs, result, screen)

@@ -64,7 +64,7 @@ def normalise(line: str) -> list[Shaped] | None:
         return None
     habits: set[str] = set()
     msg = _lower_keys(msg, habits)
-    msg.pop(META_KEY, None)
+    sent_meta = msg.pop(META_KEY, None) is not None
     infno = str(msg.get("infno", "")).strip()
     base = infno[:-1] if infno[-1:] in ("A", "a") and infno[:-1] in NODES else infno
     if base != infno:
@@ -91,7 +91,7 @@ def normalise(line: str) -> list[Shaped] | None:
         shaped[META_KEY] = {"habits": sorted(body_habits), "elem": elem_no}
         out.append(Shaped(json.dumps(shaped, ensure_ascii=False), tuple(sorted(body_habits)),
                           elem_no))
-    if len(out) == 1 and not out[0].habits:
+    if len(out) == 1 and not out[0].habits and not sent_meta:
         return None
     return out
 
@@ -285,7 +285,7 @@ def reshape_stage(db: Database, parse_sql: str, run_id: str) -> int:
         "txt": pa.array(texts, pa.large_string()),
         "bad_bytes": pa.nulls(len(texts), pa.large_string()),
         "line_no": pa.array(line_nos, pa.int64()),
-        "file_id": pa.array([0] * len(texts), pa.int64()),
+        "file_id": pa.array([-1] * len(texts), pa.int64()),  # the second parse
         "src_file": pa.array(src, pa.string()),
     }))
     db.execute("parse reshaped lines",
