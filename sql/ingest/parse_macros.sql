@@ -30,7 +30,10 @@ create or replace temp macro tc_time_slow(t, p, local_offset) as
             'date_only': false,
             'habit': 'time_epoch_ms'
         }
-        when p.y = '' then {'ts': null::timestamp, 'date_only': false, 'habit': null::varchar}
+        -- no match, or an offset no zone has (beyond +-14:00)
+        when p.y = '' or (p.tz not in ('', 'Z') and (abs(tc_offset_minutes(p.tz)) > 14 * 60
+                                                     or right(p.tz, 2)::integer > 59))
+            then {'ts': null::timestamp, 'date_only': false, 'habit': null::varchar}
         else {
             'ts': try(
                 make_timestamp(
