@@ -327,3 +327,89 @@ def test_a_line_that_sends_the_internal_habit_key_itself_cannot_forge_habits(
     recs = stored(ingest_only(landing, tmp_path))
     assert [(r["bchno"], r["elem"], r["habits"]) for r in recs] == [
         ("S1", 0, []), ("S2", 0, ["upper_keys"])]
+
+
+# -- record keys that are not unique ------------------------------------------------------
+
+
+def test_a_key_reused_for_a_different_sale_keeps_both_and_counts_the_collision(
+    landing: Landing, tmp_path: Path
+) -> None:
+    # the trace code itself as fixmedins_bchno: the same pack sold twice is two sales
+    c = code("A:1")
+    landing.sale(INST, c, ["A:1"], "2025-11-01 10:00:00")
+    landing.sale(INST, c, ["A:1"], "2025-11-03 15:00:00", person="p2")
+    landing.write()
+    db_path = tmp_path / "db.duckdb"
+    summary = pipeline.run(landing.root, db_path, tmp_path / "out")
+    assert_balanced(db_path)
+    assert summary.key_collisions == 1
+    assert summary.records_replaced == 0
+    with Database.open(db_path, read_only=True) as db:
+        (n,) = db.fetch_one("n", "select count(*) from live_records where infno = '3505'")
+        dups = db.fetch_rows("d", "select subject_id from leads "
+                                  "where rule_id = 'dup_same_institution'")
+    assert n == 2
+    assert dups == [(c,)]
+    summary_json = json.loads((tmp_path / "out" / "run_summary.json").read_text())
+    assert summary_json["key_collisions"] == 1
+
+
+def test_a_collision_with_a_record_of_an_earlier_run_is_counted_in_the_later_run(
+    landing: Landing, tmp_path: Path
+) -> None:
+    landing.sale(INST, "0001", ["A:1"], "2025-11-01 10:00:00")
+    landing.write()
+    db_path = tmp_path / "db.duckdb"
+    assert pipeline.run(landing.root, db_path, tmp_path / "out").key_collisions == 0
+    landing.sale(INST, "0001", ["A:2"], "2025-11-02 10:00:00", person="p2", file="day2.jsonl")
+    landing.sale(INST, "0001", ["A:3"], "2025-11-02 11:00:00", person="p3", file="day2.jsonl")
+    landing.write()
+    summary = pipeline.run(landing.root, db_path, tmp_path / "out")
+    assert (summary.key_collisions, summary.records_stored) == (2, 4)  # 2 stock-ins, 2 sales
+    with Database.open(db_path, read_only=True) as db:
+        (n,) = db.fetch_one("n", "select count(*) from live_records where fixmedins_bchno = '0001'")
+    assert n == 3
+
+
+def test_a_correction_of_the_same_sale_still_replaces_it(landing: Landing, tmp_path: Path):
+    landing.sale(INST, "S1", ["A:1"], T, qty=28, price=2.0, inf_time="2025-11-01 10:01:00")
+    landing.sale(INST, "S1", ["A:1"], T, qty=14, price=2.5, inf_time="2025-11-01 12:00:00",
+                 file="day2.jsonl")
+    landing.write()
+    db_path = tmp_path / "db.duckdb"
+    summary = pipeline.run(landing.root, db_path, tmp_path / "out")
+    assert (summary.key_collisions, summary.records_replaced) == (0, 1)
+    with Database.open(db_path, read_only=True) as db:
+        assert db.fetch_rows("q", "select qty, price from current_records where infno = '3505'"
+                             ) == [(14.0, 2.5)]
+
+
+def test_a_3507_naming_a_shared_key_retracts_every_record_sent_before_it(
+    landing: Landing, tmp_path: Path
+) -> None:
+    landing.sale(INST, "R100", ["A:1"], "2025-11-01 10:00:00")
+    landing.sale(INST, "R100", ["A:2"], "2025-11-01 10:05:00", person="p2")
+    landing.delete(INST, "R100", "2025-11-01 12:00:00")
+    landing.sale(INST, "R100", ["A:3"], "2025-11-01 13:00:00", person="p3")  # after: stands
+    landing.write()
+    db_path = tmp_path / "db.duckdb"
+    summary = pipeline.run(landing.root, db_path, tmp_path / "out")
+    assert summary.records_retracted == 2
+    with Database.open(db_path, read_only=True) as db:
+        (n,) = db.fetch_one("n", "select count(*) from live_records where fixmedins_bchno = "
+                                 "'R100'")
+    assert n == 1
+
+
+def test_rec_ids_are_unique_across_batch_elements_and_runs(landing: Landing, tmp_path: Path):
+    bodies = [spec_sale(landing, f"S{i}", (f"A:{i}",))["input"]["selinfo"] for i in (1, 2)]
+    landing.add(landing.envelope("3505A", INST, "2025-11-01 11:00:00", "selinfoDetail", bodies))
+    landing.write()
+    db_path = tmp_path / "db.duckdb"
+    pipeline.run(landing.root, db_path, tmp_path / "out")
+    landing.add(spec_sale(landing, "S9"), file="day2.jsonl")
+    landing.write()
+    pipeline.run(landing.root, db_path, tmp_path / "out")
+    with Database.open(db_path, read_only=True) as db:
+        assert db.fetch_one("u", "select count(*), count(distinct rec_id) from records") == (3, 3)

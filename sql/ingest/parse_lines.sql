@@ -198,16 +198,19 @@ typed as (
     select
         fields.*,
         ingest_bounds.*,
-        tc_time(inf_time_txt, local_offset_minutes) as inf_t,
-        tc_time(event_txt, local_offset_minutes) as event_t,
+        -- the spec's form is cast directly; only the rest goes through tc_time_slow
+        case when length(inf_time_txt) = 19 and substr(inf_time_txt, 17, 1) = ':'
+             then try_cast(inf_time_txt as timestamp) end
+            as inf_fast,
+        case when length(event_txt) = 19 and substr(event_txt, 17, 1) = ':'
+             then try_cast(event_txt as timestamp) end
+            as event_fast,
+        try_cast(manu_date_txt as date) as manu_date_fast,
+        try_cast(expy_end_txt as date) as expy_end_fast,
         tc_num_text(qty_raw) as qty_txt,
         tc_num(qty_raw) as qty,
         tc_num_text(price_raw) as price_txt,
         tc_num(price_raw) as price,
-        case when try_cast(manu_date_txt as date) is not null then try_cast(manu_date_txt as date)
-             else tc_time(manu_date_txt, 0).ts::date end as manu_date,
-        case when try_cast(expy_end_txt as date) is not null then try_cast(expy_end_txt as date)
-             else tc_time(expy_end_txt, 0).ts::date end as expy_end,
         left(qty_raw::varchar, 1) = '"' or left(price_raw::varchar, 1) = '"' as string_numbers,
         -- a rare shape: let tracecode.shapes rewrite it (not its own output: file_id -1;
         -- a raw line that sends the key _tracecode itself is rewritten, dropping it)
@@ -226,12 +229,32 @@ typed as (
     cross join ingest_bounds
 ),
 
+slow_times as (
+    select
+        *,
+        case when inf_fast is null and trim(inf_time_txt) <> ''
+             then tc_time_slow(inf_time_txt, tc_time_parts(inf_time_txt), local_offset_minutes)
+        end as inf_slow,
+        case when event_fast is null and trim(event_txt) <> ''
+             then tc_time_slow(event_txt, tc_time_parts(event_txt), local_offset_minutes)
+        end as event_slow,
+        case when manu_date_fast is null and trim(manu_date_txt) <> ''
+             then tc_time_slow(manu_date_txt, tc_time_parts(manu_date_txt), 0).ts::date
+        end as manu_date_slow,
+        case when expy_end_fast is null and trim(expy_end_txt) <> ''
+             then tc_time_slow(expy_end_txt, tc_time_parts(expy_end_txt), 0).ts::date
+        end as expy_end_slow
+    from typed
+),
+
 checked as (
     select
         *,
-        inf_t.ts as inf_time,
-        event_t.ts as event_time
-    from typed
+        coalesce(inf_fast, inf_slow.ts) as inf_time,
+        coalesce(event_fast, event_slow.ts) as event_time,
+        coalesce(manu_date_fast, manu_date_slow) as manu_date,
+        coalesce(expy_end_fast, expy_end_slow) as expy_end
+    from slow_times
 )
 
 select
@@ -370,15 +393,15 @@ select
     purc_invo_no,
     inv_data_type,
     coalesce(len(codes), 0)::integer as n_codes,
-    coalesce(event_t.date_only, false) as event_date_only,
+    coalesce(event_slow.date_only, false) as event_date_only,
     case
-        when meta is null and event_t.habit is null and inf_t.habit is null
+        when meta is null and event_slow.habit is null and inf_slow.habit is null
              and not coalesce(string_numbers, false) and not had_bom
             then []::varchar[]
         else list_sort(list_distinct(list_concat(
             coalesce(meta.habits, []::varchar[]),
             list_filter(
-                [event_t.habit, inf_t.habit,
+                [event_slow.habit, inf_slow.habit,
                  case when string_numbers then 'string_numbers' end,
                  case when had_bom then 'bom' end],
                 lambda h: h is not null

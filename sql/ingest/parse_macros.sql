@@ -1,8 +1,8 @@
 -- Macros that parse_lines.sql uses to read values as real systems write them
 -- (docs/messages.md, "Shapes tracecode reads"). Created per connection before a parse.
 
--- A time as sent: the spec's `yyyy-MM-dd HH:mm:ss` (or a `T`) is cast directly; the
--- other forms go through one regular expression: `yyyy-MM-ddHH:mm:ss`, `yyyy/M/d H:mm:ss`,
+-- A time as sent that is not the spec's `yyyy-MM-dd HH:mm:ss` (parse_lines.sql casts
+-- that directly) goes through one regular expression: `yyyy-MM-ddHH:mm:ss`, `yyyy/M/d H:mm:ss`,
 -- a date alone, fractions of a second, a time-zone offset (`Z`, `+08:00`, `+0800`:
 -- converted to local time at $local_offset_minutes), or epoch milliseconds (UTC, also
 -- converted). Out: {ts, date_only, habit}; ts is null when the text is no time at all.
@@ -17,10 +17,6 @@ create or replace temp macro tc_offset_minutes(tz) as
          else (case when left(tz, 1) = '-' then -1 else 1 end)
               * (substr(tz, 2, 2)::integer * 60 + right(tz, 2)::integer)
     end;
-
-create or replace temp macro tc_time_fast(t) as
-    case when length(t) = 19 and substr(t, 5, 1) = '-' and substr(t, 14, 1) = ':'
-         then try_cast(t as timestamp) end;
 
 -- p: tc_time_parts(t), computed by the caller only where tc_time_fast gave nothing
 create or replace temp macro tc_time_slow(t, p, local_offset) as
@@ -54,15 +50,6 @@ create or replace temp macro tc_time_slow(t, p, local_offset) as
                 else 'time_unpadded'
             end
         }
-    end;
-
--- the time of text t: {ts, date_only, habit}, ts null when t is no time at all
-create or replace temp macro tc_time(t, local_offset) as
-    case
-        when t is null or trim(t) = '' then null
-        when tc_time_fast(t) is not null
-            then {'ts': tc_time_fast(t), 'date_only': false, 'habit': null::varchar}
-        else tc_time_slow(t, tc_time_parts(t), local_offset)
     end;
 
 -- A number sent as a JSON number (`28`, `24.0`) or a string (`"28"`, `""` = none): the
