@@ -220,11 +220,16 @@ typed as (
             or node is null
             or coalesce(fixmedins_bchno, '') = ''
             -- every code key in the text must be a code read from drugtracinfo
-            or (length(line_text) - length(replace(line_text, 'drug_trac_cod', ''))) // 13
+            or (strlen(line_text) - strlen(replace(line_text, 'drug_trac_cod', ''))) // 13
                <> coalesce(len(list_filter(codes, lambda c: c is not null)), 0)
             or (tracinfo is null and contains(line_text, '"drugtracinfo"'))
-            or regexp_matches(line_text, '"[a-z_]*[A-Z][A-Za-z_]*"\s*:')
-        ) as needs_shape
+            -- a key that ends in an upper-case letter (MDTRT_SETL_TYPE, SELINFO)
+            or regexp_matches(line_text, '[A-Z]"\s*:')
+        ) as needs_shape,
+        -- an object or array where text belongs adds brackets beyond the spec's: only then
+        -- are the text fields checked one by one (json_type)
+        strlen(line_text) - strlen(replace(replace(line_text, '[', ''), '{', ''))
+            > 4 + coalesce(len(codes), 0) as extra_brackets
     from fields
     cross join ingest_bounds
 ),
@@ -271,9 +276,9 @@ select
         when msgid is null or msgid = '' then 'missing envelope field msgid'
         when inf_time_txt is null then 'missing envelope field inf_time'
         when fixmedins_code is null or fixmedins_code = '' then 'missing envelope field fixmedins_code'
-        when tc_composite(line_text, '$.fixmedins_code', fixmedins_code)
+        when extra_brackets and tc_composite(line_text, '$.fixmedins_code', fixmedins_code)
             then 'fixmedins_code ' || fixmedins_code || ' is not a text'
-        when tc_composite(line_text, '$.msgid', msgid) then 'msgid ' || msgid || ' is not a text'
+        when extra_brackets and tc_composite(line_text, '$.msgid', msgid) then 'msgid ' || msgid || ' is not a text'
         when node is null then 'unsupported infno ' || infno
         when inf_time is null then 'inf_time ' || inf_time_txt || ' is not a time'
         when inf_time < earliest_time or inf_time > latest_inf_time
@@ -287,7 +292,7 @@ select
                 when 'OBJECT' then 'missing fixmedins_bchno'
                 else 'input.' || node || ' is not an object'
             end
-        when tc_composite(line_text, body_path || 'fixmedins_bchno', fixmedins_bchno)
+        when extra_brackets and tc_composite(line_text, body_path || 'fixmedins_bchno', fixmedins_bchno)
             then 'fixmedins_bchno ' || fixmedins_bchno || ' is not a text'
         when infno = '3507' and coalesce(inv_data_type, '') not in ('1', '2', '3', '4')
             then 'inv_data_type ' || coalesce(inv_data_type, '(missing)') || ' is not 1-4'
@@ -322,27 +327,27 @@ select
         when expy_end not between earliest_date and latest_date
             then 'expy_end ' || expy_end_txt || ' is outside ' || earliest_date || ' .. ' || latest_date
         -- objects and arrays where the body has text (json_transform gives their JSON)
-        when tc_composite(line_text, body_path || 'med_list_codg', med_list_codg)
+        when extra_brackets and tc_composite(line_text, body_path || 'med_list_codg', med_list_codg)
             then 'med_list_codg ' || med_list_codg || ' is not a text'
-        when tc_composite(line_text, body_path || 'psn_no', psn_no)
+        when extra_brackets and tc_composite(line_text, body_path || 'psn_no', psn_no)
             then 'psn_no ' || psn_no || ' is not a text'
-        when tc_composite(line_text, body_path || 'certno', certno)
+        when extra_brackets and tc_composite(line_text, body_path || 'certno', certno)
             then 'certno ' || certno || ' is not a text'
-        when tc_composite(line_text, body_path || 'psn_cert_type', psn_cert_type)
+        when extra_brackets and tc_composite(line_text, body_path || 'psn_cert_type', psn_cert_type)
             then 'psn_cert_type ' || psn_cert_type || ' is not a text'
-        when tc_composite(line_text, body_path || 'psn_name', psn_name)
+        when extra_brackets and tc_composite(line_text, body_path || 'psn_name', psn_name)
             then 'psn_name ' || psn_name || ' is not a text'
-        when tc_composite(line_text, body_path || 'manu_lotnum', manu_lotnum)
+        when extra_brackets and tc_composite(line_text, body_path || 'manu_lotnum', manu_lotnum)
             then 'manu_lotnum ' || manu_lotnum || ' is not a text'
-        when tc_composite(line_text, body_path || 'trdn_flag', trdn_flag)
+        when extra_brackets and tc_composite(line_text, body_path || 'trdn_flag', trdn_flag)
             then 'trdn_flag ' || trdn_flag || ' is not a text'
-        when tc_composite(line_text, body_path || 'setl_id', setl_id)
+        when extra_brackets and tc_composite(line_text, body_path || 'setl_id', setl_id)
             then 'setl_id ' || setl_id || ' is not a text'
-        when tc_composite(line_text, body_path || 'mdtrt_setl_type', mdtrt_setl_type)
+        when extra_brackets and tc_composite(line_text, body_path || 'mdtrt_setl_type', mdtrt_setl_type)
             then 'mdtrt_setl_type ' || mdtrt_setl_type || ' is not a text'
-        when tc_composite(line_text, body_path || 'medins_prod_sel_no', medins_prod_sel_no)
+        when extra_brackets and tc_composite(line_text, body_path || 'medins_prod_sel_no', medins_prod_sel_no)
             then 'medins_prod_sel_no ' || medins_prod_sel_no || ' is not a text'
-        when tc_composite(line_text, body_path || 'inv_chg_type', inv_chg_type)
+        when extra_brackets and tc_composite(line_text, body_path || 'inv_chg_type', inv_chg_type)
             then 'inv_chg_type ' || inv_chg_type || ' is not a text'
         when list_bool_or(list_transform(codes, lambda c: c is null or trim(c) = ''))
             then 'drugtracinfo has an element without drug_trac_codg'
