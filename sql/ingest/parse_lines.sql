@@ -220,8 +220,9 @@ typed as (
             or node is null
             or coalesce(fixmedins_bchno, '') = ''
             -- every code key in the text must be a code read from drugtracinfo
-            or (strlen(line_text) - strlen(replace(line_text, 'drug_trac_cod', ''))) // 13
-               <> coalesce(len(list_filter(codes, lambda c: c is not null)), 0)
+            or (strlen(line_text) - strlen(replace(line_text, 'drug_trac_codg', ''))) // 14
+               <> coalesce(len(codes), 0)
+            or contains(line_text, 'drug_trac_code')
             or (tracinfo is null and contains(line_text, '"drugtracinfo"'))
             -- a key that ends in an upper-case letter (MDTRT_SETL_TYPE, SELINFO)
             or regexp_matches(line_text, '[A-Z]"\s*:')

@@ -324,14 +324,29 @@ def _split_stage(db: Database) -> None:
     # rec_id: one number per record in ingest order, above every stored one (a batch line
     # yields several records, so the line alone cannot name them)
     (base,) = db.fetch_one("last rec_id", "select coalesce(max(rec_id), 0) from records")
+    # (file, line, element) numbered without sorting the stage: each file takes a block of
+    # (its last line + 1) * (the group's largest batch + 1) ids
     db.execute(
         "stage valid lines",
         """create or replace temp table stage_records as
-           select * exclude (raw_text, reason, needs_shape)
-                    replace ($base + row_number() over (order by src_file, line_no, elem_no)
-                             as rec_id)
-           from stage_parsed where reason is null""",
-        {"base": base},
+           with per_file as (
+               select src_file, max(line_no) + 1 as n from stage_parsed group by src_file
+           ),
+           offsets as (
+               select src_file,
+                      coalesce(sum(n) over (order by src_file rows between unbounded preceding
+                                                              and 1 preceding), 0) as before
+               from per_file
+           ),
+           width as (select coalesce(max(elem_no), 0) + 1 as k from stage_parsed)
+           select p.* exclude (raw_text, reason, needs_shape)
+                      replace (($base + (o.before + p.line_no) * w.k + p.elem_no)::bigint
+                               as rec_id)
+           from stage_parsed as p
+           join offsets as o using (src_file)
+           cross join width as w
+           where p.reason is null""",
+        {"base": base + 1},
     )
     db.execute(
         "stage bad lines",
