@@ -451,14 +451,19 @@ def test_behaviour_only_frauds_are_planted_for_the_model(read: Landing) -> None:
     people = read.truth_subjects("anomaly_person")
     assert len(shops) == SCALES["demo"].anomaly_institutions
     assert len(people) == SCALES["demo"].anomaly_persons
-    for shop in shops:  # one dear drug jumps far above its first days
+    notes = dict(read.truth.filter(pl.col("category") == "anomaly_institution")
+                 .select("subject_id", "note").iter_rows())
+    # one dear drug rises above its first days: thirty-fold, five-fold, or a ramp
+    rise = {"remote_jump": 10, "local_jump_5x": 3, "ramp": 2}
+    assert {n.split(":")[0] for n in notes.values()} <= set(rise)
+    for shop in shops:
         sales = read.sales.filter(pl.col("inst") == shop)
         top = sales.group_by("med_list_codg").len().sort("len")["med_list_codg"][-1]
         day = (pl.col("t") - pl.datetime(2025, 11, 1)).dt.total_days()
         drug = sales.filter(pl.col("med_list_codg") == top)
         before = drug.filter(day < DAYS // 2).height
         after = drug.filter(day >= DAYS // 2).height
-        assert after >= 10 * max(before, 1)
+        assert after >= rise[notes[shop].split(":")[0]] * max(before, 1)
     for person in people:  # far more boxes than a patient needs, at 1-3 shops
         bought = read.sales.filter(pl.col("psn_no") == person)
         assert bought.height >= 8 and bought["inst"].n_unique() <= 3

@@ -124,11 +124,11 @@ def screen_stage(
             lap("rules")
             leads.build_leads(db, rule_list, settings, scoped=scoped)
             lap("leads")
-            # the model sees the whole history each run; its fitted models are kept
-            # beside the database, one folder per run, so every run's scores can be
-            # reproduced
-            anomaly.run_model(db, settings, models / run_id)
-            leads.merge_anomalies(db, settings)
+            # the model sees the whole history each run, with a fit kept beside the
+            # database (refitted on a schedule, models/kept); the fit each run used is
+            # also saved in its own folder, so every run's scores can be reproduced
+            anomaly.run_model(db, settings, models / run_id, kept_dir=models / "kept")
+            anomaly.merge_anomalies(db, settings)
             lap("model")
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")

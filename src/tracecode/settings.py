@@ -6,7 +6,7 @@ Settings come from an optional TOML file whose sections mirror the dataclasses::
     cross_gap_days = 10
 
     [model]
-    top_k_institutions = 30
+    lead_z_persons = 3.5
 
 Unknown keys and wrong types are reported all at once, not one per run.
 """
@@ -51,10 +51,20 @@ class ModelSettings:
     max_samples: int = 256
     random_state: int = 0
     fit_sample_rows: int = 200_000
-    top_k_institutions: int = 30
-    top_k_persons: int = 60
-    # and only those scoring at least this (0-100; below 50 the model calls a subject usual)
-    min_anomaly_score: float = 50.0
+    # How many model leads (README, "How many model leads"): a subject is a lead when its
+    # score stands this many robust deviations (1.4826 x MAD) above the median of its
+    # subject type ...
+    lead_z_institutions: float = 4.0
+    lead_z_persons: float = 4.4
+    # ... scores at least this (0-100; below 50 the model calls a subject usual) ...
+    min_anomaly_score: float = 55.0
+    # ... and ranks within this share of its subjects (at least one)
+    max_lead_share_institutions: float = 0.02
+    max_lead_share_persons: float = 0.001
+    # the kept model is refitted after this many days of new data, or when the rows it
+    # scores differ in number by more than this share from those it was fitted on
+    refit_days: int = 7
+    refit_drift: float = 0.25
     # a drug is "expensive" (a feature of the model) from this price per pack, in yuan
     expensive_pack_price: float = 500.0
     # the fitted models of this many latest runs are kept beside the database (0: all)
