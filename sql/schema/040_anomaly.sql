@@ -53,3 +53,26 @@ create table if not exists anomaly_rows (
 
 -- the fit behind a model lead (null on rule leads)
 alter table leads add column if not exists model_fit varchar;
+
+-- Collusion rings (tracecode.rings): institutions and persons linked by codes that moved
+-- against the rules, one row per ring; rebuilt each run. Each ring is also a `ring` lead.
+create table if not exists rings (
+    ring_id        varchar primary key,  -- the ring lead's lead_id
+    n_institutions bigint not null,
+    n_persons      bigint not null,      -- collectors: buyers of two or more moved codes
+    n_codes        bigint not null,      -- codes that moved against the rules
+    amount         double not null,      -- yuan the fund paid on those codes' evidence
+    score          double not null,      -- 0-100, as the ring lead's
+    members        varchar not null,     -- ';'-joined institutions, then persons
+    reason         varchar not null,
+    reason_en      varchar not null,
+    lead_ids       varchar not null      -- ';'-joined: the rule leads behind the ring
+);
+
+create table if not exists ring_members (
+    ring_id     varchar not null,
+    member_type varchar not null,        -- 'institution' | 'person'
+    member_id   varchar not null,        -- fixmedins_code or psn_no
+    n_codes     bigint not null,         -- moved codes this member touched
+    amount      double not null
+);

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, inputs, leads, reference, report, rules
+from tracecode import anomaly, ingest, inputs, leads, reference, report, rings, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
 from tracecode.settings import Settings
@@ -123,6 +123,8 @@ def screen_stage(
             runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
             lap("rules")
             leads.build_leads(db, rule_list, settings, scoped=scoped)
+            # collusion rings: cases made of the code leads that link institutions
+            rings.build_rings(db, settings)
             lap("leads")
             # the model sees the whole history each run, with a fit kept beside the
             # database (refitted on a schedule, models/kept); the fit each run used is

@@ -55,7 +55,7 @@ class ModelSettings:
     # score stands this many robust deviations (1.4826 x MAD) above the median of its
     # subject type ...
     lead_z_institutions: float = 4.0
-    lead_z_persons: float = 4.4
+    lead_z_persons: float = 4.0
     # ... scores at least this (0-100; below 50 the model calls a subject usual) ...
     min_anomaly_score: float = 55.0
     # ... and ranks within this share of its subjects (at least one)
@@ -69,6 +69,16 @@ class ModelSettings:
     expensive_pack_price: float = 500.0
     # the fitted models of this many latest runs are kept beside the database (0: all)
     keep_model_runs: int = 90
+
+
+@dataclass(frozen=True)
+class RingSettings:
+    """When institutions and persons linked by moved codes make a ring (tracecode.rings)."""
+
+    # a ring has at least this many institutions ...
+    min_institutions: int = 3
+    # ... linked by at least this many codes that moved against the rules
+    min_codes: int = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class Settings:
     rules: RuleSettings = field(default_factory=RuleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     score: ScoreSettings = field(default_factory=ScoreSettings)
+    rings: RingSettings = field(default_factory=RingSettings)
 
     def rule_params(self) -> dict[str, Any]:
         """Named parameters for rule SQL: every rule threshold, by field name."""

@@ -97,6 +97,48 @@ def anomaly_person(pl_: Planner) -> None:
               f"{len(shops)} shop(s)")
 
 
+def ring(pl_: Planner) -> None:
+    """A ring (the Yulin case): two collectors buy boxes at two or three shops of a city and
+    sell them back to two other shops, which take them into stock from a dubious
+    wholesaler. Each box is a ``reflux_inbound`` lead; together they are one ring. (A
+    chain's own transfers, 3502 102/101 between its shops, are the look-alike: the normal
+    stock has them, and no rule flags them.)"""
+    w = pl_.world
+    free = (w.i_type == PHARMACY) & pl_.gd & ~pl_.exclusive
+    cities, count = np.unique(w.i_city[free], return_counts=True)
+    cities = cities[count >= 5]
+    if not len(cities):
+        raise SkipScene("no city has five free pharmacies")
+    city = int(cities[pl_.rng.integers(0, len(cities))])
+    shops: list[int] = []
+    for _ in range(int(pl_.rng.integers(4, 6))):
+        shops.append(pl_.shop((PHARMACY,), exclusive=True, where=lambda c: (
+            w.i_city[c] == city) & ~np.isin(c, shops)))
+    sources, sinks = shops[: len(shops) - 2], shops[len(shops) - 2:]
+    collectors = [pl_.dormant(lambda c: pl_.p_city[c] == city) for _ in range(2)]
+    drug = pl_.drug["复方阿胶浆"]
+    n_codes = 0
+    for i in range(int(pl_.rng.integers(3, 5))):  # visits
+        c = collectors[i % 2]
+        a = sources[i % len(sources)]
+        codes, lot = pl_.codes(drug, a, 2)
+        d = int(pl_.rng.integers(0, max(1, pl_.days - 2)))
+        t = pl_.when(a, d, hi=14 * 3600)
+        pl_.stock_in(a, drug, lot, codes, t - int(pl_.rng.integers(3600, 30 * 3600)))
+        pl_.sell(a, drug, lot, codes, t, c, setl="1")
+        for k, code in enumerate(codes):
+            b = sinks[(i + k) % 2]
+            t_in = max(t + 3600, pl_.when(b, min(pl_.days - 1, d + 1), lo=15 * 3600))
+            pl_.stock_in(b, drug, lot, [code], t_in, shady=True)
+            pl_.plant("reflux_inbound", code, f"ring: sold at {pl_.label(a)} to a collector, "
+                      f"taken into stock at {pl_.label(b)}")
+            n_codes += 1
+    members = ";".join(str(pl_.i_code[x]) for x in shops)
+    pl_.plant("ring", str(pl_.i_code[sinks[0]]),
+              f"{len(shops)} shops and 2 collectors passing {n_codes} boxes; collectors "
+              f"{', '.join(str(pl_.psn_no[c]) for c in collectors)}", members=members)
+
+
 def lookalikes(pl_: Planner, n: int) -> int:
     """``n`` legitimate heavy buyers of each kind, and ``max(1, n // 4)`` specialty
     pharmacies; none in the truth. Returns how many were made."""

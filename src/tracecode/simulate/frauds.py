@@ -42,8 +42,9 @@ from tracecode.simulate.world import (
 
 log = logging.getLogger(__name__)
 
+# members: for a ring, its institutions (';'-joined); empty otherwise
 TRUTH_SCHEMA = {"category": pl.Utf8, "subject_type": pl.Utf8, "subject_id": pl.Utf8,
-                "note": pl.Utf8}
+                "note": pl.Utf8, "members": pl.Utf8}
 SUBJECT_TYPE = {
     **dict.fromkeys(
         ("dup_same_institution", "dup_cross_long_gap", "dup_cross_short_gap", "split_overdraw",
@@ -52,7 +53,8 @@ SUBJECT_TYPE = {
     **dict.fromkeys(
         ("deceased_person", "identity_mismatch", "impossible_travel", "demographic_mismatch",
          "card_hopping", "anomaly_person"), "person"),
-    **dict.fromkeys(("no_inbound", "off_hours_burst", "anomaly_institution"), "institution"),
+    **dict.fromkeys(("no_inbound", "off_hours_burst", "anomaly_institution", "ring"),
+                    "institution"),
 }
 # a shop may sell at most this many boxes it never had, over all scenes
 UNSTOCKED_CAP = 2
@@ -251,9 +253,9 @@ class Planner:
         self.rows.append(dict(sale, key=self.key(), infno="3506", t_ev=int(t),
                               t_up=int(t) + int(self.rng.integers(5, 300)), ref_key=sale_key))
 
-    def plant(self, category: str, subject: str, note: str) -> None:
+    def plant(self, category: str, subject: str, note: str, members: str | None = None) -> None:
         self.truth.append(dict(category=category, subject_type=SUBJECT_TYPE[category],
-                               subject_id=subject, note=note))
+                               subject_id=subject, note=note, members=members))
 
     def label(self, inst: int) -> str:
         return f"{self.i_name[inst]} ({self.i_code[inst]})"
@@ -671,8 +673,9 @@ def plan_frauds(world: World, rng: np.random.Generator) -> tuple[pl.DataFrame, p
     planner = Planner(world, rng)
     s = world.scale
     scenes = {**RULE_SCENES, "anomaly_institution": behaviour.anomaly_institution,
-              "anomaly_person": behaviour.anomaly_person}
+              "anomaly_person": behaviour.anomaly_person, "ring": behaviour.ring}
     counts = {name: s.frauds for name in scenes}
+    counts["ring"] = max(1, s.frauds // 2)
     counts["anomaly_institution"] = s.anomaly_institutions
     counts["anomaly_person"] = s.anomaly_persons
     skipped: dict[str, str] = {}
