@@ -476,7 +476,7 @@ def test_the_truth_names_each_subject_with_the_contract_subject_type(read: Landi
         "return_resold", "reflux_inbound", "unknown_code", "lot_expiry_mismatch",
         "expired_sale", "product_mismatch"}
     assert {c for c, k in kinds.items() if k == "institution"} == {
-        "no_inbound", "off_hours_burst", "anomaly_institution"}
+        "no_inbound", "off_hours_burst", "anomaly_institution", "ring"}
     assert read.truth["note"].str.len_chars().min() > 10
 
 
@@ -494,3 +494,14 @@ def test_unknown_scales_and_foreign_directories_are_refused(tmp_path: Path) -> N
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(SimulationError, match="not empty"):
         simulate(tmp_path / "mine", scale="demo", days=1)
+
+
+def test_the_default_week_plants_every_category_but_the_long_gap(tmp_path: Path) -> None:
+    from tracecode.categories import CATEGORIES
+
+    result = simulate(tmp_path / "week", scale="demo", days=7, seed=0)
+    truth = pl.read_csv(result.out / "truth.csv", infer_schema=False)
+    # dup_cross_long_gap needs two sales more than 7 days apart: not within 7 days
+    assert set(truth["category"]) == set(CATEGORIES) - {"dup_cross_long_gap"}
+    ring = truth.filter(pl.col("category") == "ring").row(0, named=True)
+    assert len(ring["members"].split(";")) >= 4

@@ -288,7 +288,9 @@ def dup_cross_long_gap(pl_: Planner) -> None:
     """A box dispensed in Guangdong, re-sold weeks later across a province border (the
     Ulanqab case: 30 and 68 days after the first sale)."""
     if pl_.days < 9:
-        raise SkipScene("needs 9 days of history")
+        # two net sales more than cross_gap_days (7) apart, each a day inside the window:
+        # a 7-day history cannot hold them (the first sale would have to predate it)
+        raise SkipScene("needs 9 days of history: its two sales are more than 7 days apart")
     a = pl_.shop((PHARMACY, CLINIC), gd=True)
     drug = pl_.pick_drug(("复方阿胶浆", "阿托伐他汀钙片", "硫酸氢氯吡格雷片", "甘精胰岛素注射液"))
     (code,), lot = pl_.codes(drug, a, 1)
