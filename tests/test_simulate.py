@@ -356,7 +356,7 @@ def test_the_landing_has_the_contract_layout(landing: Path) -> None:
     days = sorted(p.name for p in (landing / "messages").iterdir())
     assert days[0] == "2025-11-01" and len(days) >= DAYS
     assert (landing / "truth.csv").read_text().splitlines()[0] == (
-        "category,subject_type,subject_id,note")
+        "category,subject_type,subject_id,note,members")  # members: a ring's institutions
 
 
 def test_institution_codes_and_traceability_codes_look_real(read: Landing) -> None:

@@ -76,3 +76,4 @@ create table if not exists ring_members (
     n_codes     bigint not null,         -- moved codes this member touched
     amount      double not null
 );
+alter table anomaly_scores add column if not exists tail double;        -- (score - q99) / (q99 - median)

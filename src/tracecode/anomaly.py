@@ -296,22 +296,30 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     """Add each subject's standing among its population and whether it is a lead.
 
     ``robust_z`` = (score - median) / (1.4826 x MAD) over all subjects of the type (the
-    bulk sets the scale, the tail does not); a lead has ``robust_z >= lead_z_<type>``, a score of
-    at least ``min_anomaly_score``, and a rank within ``max_lead_share`` of the subjects
-    (at least one).
+    bulk sets the scale, the tail does not); ``tail`` = (score - q99) / (q99 - median),
+    how far beyond the population's own top percent. A lead has ``robust_z >=
+    lead_z_<type>``, for persons also ``tail >= lead_tail_persons`` (thousands of persons
+    make a top percent to measure against; a few hundred institutions do not), a score of
+    at least ``min_anomaly_score``, and a rank within ``max_lead_share_<type>`` of the
+    subjects (at least one).
     """
     scores = frame["anomaly_score"].to_numpy()
     n = len(scores)
-    median = float(np.median(scores)) if n else 0.0
+    median, q99 = (float(q) for q in np.quantile(scores, [0.5, 0.99])) if n else (0.0, 0.0)
     mad = max(1.4826 * float(np.median(np.abs(scores - median))) if n else 0.0, MIN_MAD)
     subject = frame["subject_type"][0] if n else "person"
-    share, lead_z = ((settings.max_lead_share_institutions, settings.lead_z_institutions)
-                     if subject == "institution"
-                     else (settings.max_lead_share_persons, settings.lead_z_persons))
+    if subject == "institution":
+        share, lead_z, lead_tail = (settings.max_lead_share_institutions,
+                                    settings.lead_z_institutions, -math.inf)
+    else:
+        share, lead_z, lead_tail = (settings.max_lead_share_persons, settings.lead_z_persons,
+                                    settings.lead_tail_persons)
     cap = max(1, math.ceil(share * n))
     z = (scores - median) / mad
+    tail = (scores - q99) / max(q99 - median, MIN_MAD)
     rank = frame["rank"].to_numpy()
-    is_lead = (z >= lead_z) & (scores >= settings.min_anomaly_score) & (rank <= cap)
+    is_lead = ((z >= lead_z) & (tail >= lead_tail) & (scores >= settings.min_anomaly_score)
+               & (rank <= cap))
     zh_noun, en_noun = PEER_NOUN[subject]
     standing_zh = [f"排在 {n:,} {zh_noun}的前 {_top_percent(r, n)}%（稳健 z {zz:.1f}）"
                    for r, zz in zip(rank, z, strict=True)]
@@ -320,6 +328,7 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     return frame.with_columns(
         pl.lit(n, dtype=pl.Int64).alias("n_peers"),
         pl.Series("robust_z", np.round(z, 3)),
+        pl.Series("tail", np.round(tail, 4)),
         pl.Series("is_lead", is_lead),
         pl.Series("standing_zh", standing_zh, dtype=pl.String),
         pl.Series("standing_en", standing_en, dtype=pl.String),

@@ -55,7 +55,10 @@ class ModelSettings:
     # score stands this many robust deviations (1.4826 x MAD) above the median of its
     # subject type ...
     lead_z_institutions: float = 4.0
-    lead_z_persons: float = 4.0
+    lead_z_persons: float = 3.0
+    # ... for persons also (score - q99) / (q99 - median) at least this: beyond the
+    # population's own top percent by this share of the distance from the bulk to it ...
+    lead_tail_persons: float = 0.25
     # ... scores at least this (0-100; below 50 the model calls a subject usual) ...
     min_anomaly_score: float = 55.0
     # ... and ranks within this share of its subjects (at least one)
