@@ -6,9 +6,12 @@ Two ways to measure:
   runs it (feature SQL, fit, score, explain, store), timed part by part;
 - on generated feature matrices of a scale's size (``--scale``, the default): fit and
   score alone, with as many institutions and person-months as the simulator's scale has
-  (province-day: 50,000 institutions and about 2.3 million person-months in a day).
+  (province-day: 50,000 institutions and about 2.3 million person-months in a day);
+- ``--kept``: the kept model's scoring of a day on which ``--changed`` (5%) of the rows'
+  features changed, against scikit-learn's own ``score_samples`` of every row, with the
+  largest difference between the two scores.
 
-    python bench/bench_anomaly.py [--scale city|province-day|all] [--db PATH]
+    python bench/bench_anomaly.py [--scale city|province-day|all] [--db PATH] [--kept]
 
 Prints seconds and the process's peak memory (RSS) after each step.
 """
@@ -25,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tracecode.anomaly import AnomalyModel, ranked_subjects, run_model
+from tracecode.anomaly import Fit, ranked_subjects, run_model, score_changed
 from tracecode.db import Database
-from tracecode.features import FEATURES, FeatureMatrix, SubjectType, compute_features
+from tracecode.features import FeatureMatrix, SubjectType, compute_features, modelled
+from tracecode.forest import AnomalyModel
 from tracecode.settings import Settings
 
 # Rows per scale, from simulated runs: the city's 3,000 institutions and one million
@@ -47,7 +51,7 @@ def generated(subject: SubjectType, n: int, seed: int = 0) -> FeatureMatrix:
     most of their mass near zero, ratios near one."""
     rng = np.random.default_rng(seed)
     cols = []
-    for f in FEATURES[subject]:
+    for f in modelled(subject):
         if f.kind == "share":
             cols.append(rng.beta(0.5, 10, n))
         elif f.kind == "ratio":
@@ -68,8 +72,36 @@ def generated(subject: SubjectType, n: int, seed: int = 0) -> FeatureMatrix:
         "amount": pl.repeat(0.0, n, eager=True),
         "fixmedins_codes": ids,
     })
-    return FeatureMatrix(subject, tuple(f.name for f in FEATURES[subject]),
+    return FeatureMatrix(subject, tuple(f.name for f in modelled(subject)),
                          np.column_stack(cols), rows)
+
+
+def bench_kept(scale: str, settings: Settings, changed: float) -> None:
+    """A day's scoring with the kept fit (only the changed rows) against scikit-learn's
+    ``score_samples`` of every row; scores must agree to 1e-9."""
+    print(f"\n== {scale}: kept model, {100 * changed:.0f}% of rows changed, against "
+          "scikit-learn score_samples of every row")
+    print(f"{'subject':<12}{'rows':>11}{'sklearn s':>11}{'kept s':>9}{'ratio':>8}"
+          f"{'max |diff|':>12}")
+    with tempfile.TemporaryDirectory() as tmp, Database.open(Path(tmp) / "k.duckdb") as db:
+        for subject, n in SIZES[scale].items():
+            matrix = generated(subject, n)
+            model = AnomalyModel(settings.model, subject).fit(matrix)
+            fit = Fit(model, f"{subject}-bench", "2025-11-07", n)
+            score_changed(db, fit, matrix)                     # yesterday: every row
+            rng = np.random.default_rng(1)
+            rows = rng.choice(n, size=int(changed * n), replace=False)
+            values = matrix.values.copy()
+            values[rows, 0] *= 1.5                             # today's changed rows
+            today = FeatureMatrix(subject, matrix.names, values, matrix.rows)
+            t0 = time.perf_counter()
+            reference = -100.0 * model.estimator_.score_samples(model.excess(today))
+            t1 = time.perf_counter()
+            kept, _ = score_changed(db, fit, today)
+            t2 = time.perf_counter()
+            diff = float(np.max(np.abs(kept - reference)))
+            print(f"{subject:<12}{n:>11,}{t1 - t0:>11.2f}{t2 - t1:>9.2f}"
+                  f"{(t1 - t0) / (t2 - t1):>7.1f}x{diff:>12.1e}")
 
 
 def bench_generated(scale: str, settings: Settings) -> None:
@@ -110,8 +142,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=[*SIZES, "all"], default="all")
     parser.add_argument("--db", type=Path, help="a database filled by `tracecode run`")
+    parser.add_argument("--kept", action="store_true",
+                        help="the kept model's day against scikit-learn's full scoring")
+    parser.add_argument("--changed", type=float, default=0.05,
+                        help="share of rows whose features changed (--kept)")
     args = parser.parse_args(argv)
     settings = Settings()
+    if args.kept:
+        for scale in SIZES if args.scale == "all" else [args.scale]:
+            bench_kept(scale, settings, args.changed)
+        return
     if args.db:
         bench_db(args.db, settings)
         return

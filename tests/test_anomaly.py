@@ -4,7 +4,9 @@ the right feature, and the stage fills ``anomaly_scores`` from a landing directo
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import re
+import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import landing as landing_module
@@ -13,20 +15,16 @@ import polars as pl
 import pytest
 from landing import Landing, Person, resident_id
 
-from tracecode import anomaly, pipeline
-from tracecode.anomaly import (
-    AnomalyModel,
-    ModelError,
-    drivers,
-    explain,
-    run_model,
-    score_with,
-)
+from tracecode import anomaly, forest, pipeline
+from tracecode.anomaly import run_model
 from tracecode.db import Database
+from tracecode.explain import drivers, explain
 from tracecode.features import FEATURES, FeatureMatrix
+from tracecode.forest import AnomalyModel, ModelError, score_with
 from tracecode.settings import ModelSettings, Settings
 
-NAMES = tuple(f.name for f in FEATURES["institution"])
+# the features of the synthetic institutions below (the forest takes any named subset)
+NAMES = tuple(f.name for f in FEATURES["institution"] if f.name != "top_drug_rise")
 SETTINGS = ModelSettings(n_estimators=100)
 
 
@@ -270,7 +268,7 @@ def test_the_stage_ranks_the_shop_selling_to_outsiders_and_the_collector_first(
                     "where subject_id = $id", {"id": FRAUD_SHOP})
     assert top == {"institution": FRAUD_SHOP, "person": COLLECTOR.psn_no}
     named = {d["feature"] for d in json.loads(drivers_json)[:3]}
-    assert named & {"nonlocal_share", "expensive_share", "expensive_jump", "amount_per_buyer"}
+    assert named & {"nonlocal_share", "top_drug_share", "expensive_jump", "top_drug_rise"}
     assert sentence.startswith("行为异常分 ")
 
 
@@ -324,3 +322,139 @@ def test_only_the_latest_runs_models_are_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in models.iterdir()) == [*runs[3:], "notes"]
     assert anomaly.prune_models(models, keep=0) == []
     assert len(list(models.iterdir())) == 3
+
+
+# -- how many leads, and the kept model, on simulated worlds ------------------------------
+
+
+def _model_leads(db_path: Path) -> dict[str, set[str]]:
+    with Database.open(db_path, read_only=True) as db:
+        rows = db.fetch_rows("model leads", "select category, subject_id from leads "
+                                            "where category like 'anomaly_%'")
+    out: dict[str, set[str]] = {"anomaly_institution": set(), "anomaly_person": set()}
+    for category, subject in rows:
+        out[category].add(subject)
+    return out
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
+    """A district (180 institutions, ~12,000 buyers) with its behaviour frauds planted
+    among look-alikes, on a seed the settings were not tuned on."""
+    from tracecode.simulate import simulate
+
+    tmp = tmp_path_factory.mktemp("district")
+    simulate(tmp / "land", scale="district", days=7, seed=3)
+    pipeline.run(tmp / "land", tmp / "db.duckdb", tmp / "out")
+    return tmp / "db.duckdb", pl.read_csv(tmp / "land" / "truth.csv", infer_schema=False)
+
+
+@pytest.mark.slow
+def test_the_calibrated_list_is_mostly_the_planted_behaviour_and_at_most_twice_as_long(
+    district: tuple[Path, pl.DataFrame],
+) -> None:
+    db_path, truth = district
+    leads = _model_leads(db_path)
+    for category, found in leads.items():
+        planted = set(truth.filter(pl.col("category") == category)["subject_id"])
+        assert found, category
+        assert len(found & planted) >= 0.6 * len(planted), category
+        assert len(found) <= 2 * len(planted), category
+    with Database.open(db_path, read_only=True) as db:
+        reason, fit = db.fetch_one("a person lead", """
+            select reason, model_fit from leads where category = 'anomaly_person'
+            order by score desc limit 1""")
+    assert re.match(r"排在 [\d,]+ 名参保人的前 [\d.]+%（稳健 z [\d.]+）；", reason)
+    assert fit.startswith("v") and "fitted on data to 2025-11-07" in fit
+
+
+@pytest.mark.slow
+def test_a_world_with_no_planted_behaviour_gives_few_or_no_model_leads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tracecode import simulate as simulate_module
+    from tracecode.simulate.scales import SCALES
+
+    quiet = replace(SCALES["district"], name="quiet", anomaly_institutions=0,
+                    anomaly_persons=0)
+    monkeypatch.setitem(simulate_module.SCALES, "quiet", quiet)
+    simulate_module.simulate(tmp_path / "land", scale="quiet", days=7, seed=5)
+    pipeline.run(tmp_path / "land", tmp_path / "db.duckdb", tmp_path / "out")
+    leads = _model_leads(tmp_path / "db.duckdb")
+    with Database.open(tmp_path / "db.duckdb", read_only=True) as db:
+        (n_persons,) = db.fetch_one("persons", "select count(*) from anomaly_scores "
+                                               "where subject_type = 'person'")
+    assert n_persons > 10_000
+    # the look-alikes (a cancer patient's dear box, long prescriptions, busy patients,
+    # travellers, specialty pharmacies) are there, and are not leads
+    assert len(leads["anomaly_person"]) <= 3
+    assert len(leads["anomaly_institution"]) <= 1
+
+
+def test_calibration_counts_only_subjects_far_above_the_bulk() -> None:
+    rng = np.random.default_rng(0)
+    # an isolation forest's scores: a bounded bulk, and three subjects far beyond it
+    scores = np.sort(np.concatenate([rng.uniform(30, 50, 5000), [80.0, 78.0, 66.0]]))[::-1]
+    frame = pl.DataFrame({"subject_type": "person", "anomaly_score": scores,
+                          "rank": np.arange(1, len(scores) + 1)})
+    settings = ModelSettings()
+    marked = anomaly.calibrate(frame, settings)
+    assert marked["is_lead"].to_list()[:3] == [True, True, True]
+    assert marked["is_lead"].sum() == 3
+    # the share caps the list: 0.03% of 5,003 subjects, rounded up, is two
+    capped = anomaly.calibrate(frame, replace(settings, max_lead_share_persons=0.0003))
+    assert capped["is_lead"].sum() == 2
+    assert re.fullmatch(r"排在 5,003 名参保人的前 0.02%（稳健 z 5\.\d）",
+                        capped["standing_zh"][0])
+
+
+def test_a_kept_fit_is_refitted_when_old_drifted_or_changed() -> None:
+    s = ModelSettings()
+    fit_settings = json.dumps({k: v for k, v in asdict(s).items() if k in anomaly.FIT_SETTINGS})
+    kept = ("f1", "x.joblib", "2025-11-01", 1000, forest.MODEL_VERSION, fit_settings)
+    assert anomaly.refit_reason(kept, s, "2025-11-03", 1100) == ""
+    assert "days" in anomaly.refit_reason(kept, s, "2025-11-08", 1000)
+    assert "rows changed" in anomaly.refit_reason(kept, s, "2025-11-03", 1400)
+    assert "settings" in anomaly.refit_reason(kept, replace(s, n_estimators=50),
+                                              "2025-11-03", 1000)
+    assert anomaly.refit_reason(None, s, "2025-11-03", 1000) == "no kept model"
+
+
+def test_a_daily_run_with_the_kept_fit_equals_a_rebuild_with_that_fit(tmp_path: Path) -> None:
+    from tracecode.simulate import simulate
+
+    simulate(tmp_path / "sim", scale="demo", days=7, seed=4)
+    land = tmp_path / "land"
+    (land / "messages").mkdir(parents=True)
+    shutil.copytree(tmp_path / "sim" / "reference", land / "reference")
+    days = sorted((tmp_path / "sim" / "messages").iterdir())
+    for day in days[:-1]:
+        shutil.copytree(day, land / "messages" / day.name)
+    db_path = tmp_path / "db.duckdb"
+    pipeline.run(land, db_path, tmp_path / "out1")
+    shutil.copytree(days[-1], land / "messages" / days[-1].name)
+    pipeline.run(land, db_path, tmp_path / "out2")
+
+    def state() -> tuple[list, list, list, list]:
+        with Database.open(db_path, read_only=True) as db:
+            return (
+                db.fetch_rows("scores", "select * exclude (drivers), drivers::varchar "
+                                        "from anomaly_scores order by all"),
+                db.fetch_rows("leads", "select * from leads order by lead_id"),
+                db.fetch_rows("fits", "select fit_id from model_fits order by all"),
+                # every row's unrounded score: kept or scored anew, bit for bit the same
+                # (not its hash: DuckDB's parallel sums may differ in the last bit between
+                # runs, which only makes such a row be scored again)
+                db.fetch_rows("rows", "select * exclude (row_hash) from anomaly_rows "
+                                      "order by all"),
+            )
+
+    daily = state()
+    assert len(daily[2]) == 2  # one fit per subject type, kept from the first run
+    with Database.open(db_path) as db:
+        (reused,) = db.fetch_one("rows", "select count(*) from anomaly_rows")
+        db.execute("forget kept scores", "delete from anomaly_rows")
+    assert reused > 0
+    pipeline.screen_stage(db_path, Settings(), pipeline.new_run_id(), incremental=False)
+    rebuilt = state()
+    assert rebuilt == daily

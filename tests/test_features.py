@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from landing import PERSONS, Landing
 
@@ -41,12 +42,16 @@ def small_world(small_world_db: Path) -> dict[str, FeatureMatrix]:
         return compute_features(db, Settings())
 
 
-def _row(m: FeatureMatrix, subject: str, period: str | None = None) -> dict[str, float]:
-    ids = m.rows["subject_id"].to_list()
-    periods = m.rows["period"].to_list()
-    i = next(k for k, (s, p) in enumerate(zip(ids, periods, strict=True))
-             if s == subject and (period is None or p == period))
-    return dict(zip(m.names, m.values[i].tolist(), strict=True))
+@pytest.fixture(scope="module")
+def small_tables(small_world_db: Path) -> dict[str, pl.DataFrame]:
+    """The feature tables, every column (the matrices hold the modelled ones only)."""
+    with Database.open(small_world_db) as db:
+        compute_features(db, Settings())
+        return {s: db.fetch_polars(s, f"select * from {t}") for s, t in TABLES.items()}
+
+
+def _row(table: pl.DataFrame, subject: str) -> dict[str, float]:
+    return table.filter(pl.col("subject_id") == subject).row(0, named=True)
 
 
 def test_the_feature_tables_hold_the_evidence_then_exactly_the_declared_features(
@@ -60,10 +65,10 @@ def test_the_feature_tables_hold_the_evidence_then_exactly_the_declared_features
 
 
 def test_institution_features_match_the_values_worked_out_by_hand(
-    small_world: dict[str, FeatureMatrix],
+    small_world: dict[str, FeatureMatrix], small_tables: dict[str, pl.DataFrame],
 ) -> None:
-    m = small_world["institution"]
-    assert sorted(m.rows["subject_id"]) == ["H44010600004", "P44010400003", "P44010600001"]
+    m = small_tables["institution"]
+    assert sorted(m["subject_id"]) == ["H44010600004", "P44010400003", "P44010600001"]
     p1 = _row(m, "P44010600001")
     window_days = 11  # 2025-11-03 .. 2025-11-13
     # buyer-days: p1 on 11-03 and 11-04, p3 on 11-03, p2 on 11-11
@@ -83,30 +88,36 @@ def test_institution_features_match_the_values_worked_out_by_hand(
     # weeks of the window: 11-03 (7 days) and 11-10 (4 days); packs a day 4/7 and 1/4
     assert p1["volume_jump"] == pytest.approx((4 / 7 + 1) / ((4 / 7 + 1 / 4) / 2 + 1))
     assert p1["expensive_jump"] == pytest.approx((2 / 7 + 1 / 7) / (1 / 7 + 1 / 7))
+    # its top drug by money is C: 2 packs in the first half (11-03..11-07), none after
+    assert p1["top_drug_rise"] == pytest.approx((0 / 6 + 1) / (2 / 5 + 1))
+    # the forest sees the modelled features only: not what kind of shop this is
+    names = small_world["institution"].names
+    assert "top_drug_rise" in names and "expensive_share" not in names
     clinic = _row(m, "H44010600004")
     assert clinic["split_share"] == 1
     assert clinic["packs_per_buyer_day"] == pytest.approx(0.25)
 
 
 def test_person_features_are_per_month_and_compare_a_drug_with_its_usual_buyer(
-    small_world: dict[str, FeatureMatrix],
+    small_world: dict[str, FeatureMatrix], small_tables: dict[str, pl.DataFrame],
 ) -> None:
-    m = small_world["person"]
-    assert set(m.rows["period"]) == {"2025-11"}
+    m = small_tables["person"]
+    assert set(m["period"]) == {"2025-11"}
     p1 = _row(m, PERSONS["p1"].psn_no)
     assert p1["packs"] == 2
-    assert p1["purchase_days"] == 2
+    # A again on 11-04, the day after the first: that box's fund money is a re-buy
+    assert p1["rebuy_fund"] == pytest.approx(56)
     # buyers of A this month: p1 two packs, p2 two quarter packs -> median 1.25
     assert p1["need_ratio"] == pytest.approx(2 / 1.25)
     p2 = _row(m, PERSONS["p2"].psn_no)
-    assert p2["n_institutions"] == 2
+    assert p2["rebuy_fund"] == pytest.approx(14)  # the clinic's second split sale of A
     # B: p2 and p4 one box each; A: p2's half box is below the usual buyer's
     assert p2["need_ratio"] == 1
     p3 = _row(m, PERSONS["p3"].psn_no)
     assert p3["expensive_packs"] == 2
     assert p3["fund_amount"] == pytest.approx(2400)
     assert p3["amount_change"] == 1  # a single month is its own usual month
-    evidence = m.rows.filter(m.rows["subject_id"] == PERSONS["p2"].psn_no).row(0, named=True)
+    evidence = _row(m, PERSONS["p2"].psn_no)
     assert evidence["fixmedins_codes"] == "H44010600004;P44010600001"
     assert evidence["n_events"] == 3
 
@@ -115,6 +126,9 @@ def test_the_expensive_threshold_is_the_setting(small_world_db: Path) -> None:
     # pharmacy 1 sold A (56 yuan a pack) twice, C (1,200) twice and B (180) once
     strict = settings_from_dict({"model": {"expensive_pack_price": 100.0}})
     with Database.open(small_world_db) as db:
-        shares = [_row(compute_features(db, s)["institution"], "P44010600001")["expensive_share"]
-                  for s in (Settings(), strict)]
+        shares = []
+        for s in (Settings(), strict):
+            compute_features(db, s)
+            shares.append(db.fetch_one("share", "select expensive_share from "
+                                       "institution_features where subject_id = 'P44010600001'")[0])
     assert shares == [pytest.approx(2 / 5), pytest.approx(3 / 5)]

@@ -356,7 +356,7 @@ def test_the_landing_has_the_contract_layout(landing: Path) -> None:
     days = sorted(p.name for p in (landing / "messages").iterdir())
     assert days[0] == "2025-11-01" and len(days) >= DAYS
     assert (landing / "truth.csv").read_text().splitlines()[0] == (
-        "category,subject_type,subject_id,note")
+        "category,subject_type,subject_id,note,members")  # members: a ring's institutions
 
 
 def test_institution_codes_and_traceability_codes_look_real(read: Landing) -> None:
@@ -451,14 +451,19 @@ def test_behaviour_only_frauds_are_planted_for_the_model(read: Landing) -> None:
     people = read.truth_subjects("anomaly_person")
     assert len(shops) == SCALES["demo"].anomaly_institutions
     assert len(people) == SCALES["demo"].anomaly_persons
-    for shop in shops:  # one dear drug jumps far above its first days
+    notes = dict(read.truth.filter(pl.col("category") == "anomaly_institution")
+                 .select("subject_id", "note").iter_rows())
+    # one dear drug rises above its first days: thirty-fold, five-fold, or a ramp
+    rise = {"remote_jump": 10, "local_jump_5x": 3, "ramp": 2}
+    assert {n.split(":")[0] for n in notes.values()} <= set(rise)
+    for shop in shops:
         sales = read.sales.filter(pl.col("inst") == shop)
         top = sales.group_by("med_list_codg").len().sort("len")["med_list_codg"][-1]
         day = (pl.col("t") - pl.datetime(2025, 11, 1)).dt.total_days()
         drug = sales.filter(pl.col("med_list_codg") == top)
         before = drug.filter(day < DAYS // 2).height
         after = drug.filter(day >= DAYS // 2).height
-        assert after >= 10 * max(before, 1)
+        assert after >= rise[notes[shop].split(":")[0]] * max(before, 1)
     for person in people:  # far more boxes than a patient needs, at 1-3 shops
         bought = read.sales.filter(pl.col("psn_no") == person)
         assert bought.height >= 8 and bought["inst"].n_unique() <= 3
@@ -471,7 +476,7 @@ def test_the_truth_names_each_subject_with_the_contract_subject_type(read: Landi
         "return_resold", "reflux_inbound", "unknown_code", "lot_expiry_mismatch",
         "expired_sale", "product_mismatch"}
     assert {c for c, k in kinds.items() if k == "institution"} == {
-        "no_inbound", "off_hours_burst", "anomaly_institution"}
+        "no_inbound", "off_hours_burst", "anomaly_institution", "ring"}
     assert read.truth["note"].str.len_chars().min() > 10
 
 
@@ -489,3 +494,14 @@ def test_unknown_scales_and_foreign_directories_are_refused(tmp_path: Path) -> N
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(SimulationError, match="not empty"):
         simulate(tmp_path / "mine", scale="demo", days=1)
+
+
+def test_the_default_week_plants_every_category_but_the_long_gap(tmp_path: Path) -> None:
+    from tracecode.categories import CATEGORIES
+
+    result = simulate(tmp_path / "week", scale="demo", days=7, seed=0)
+    truth = pl.read_csv(result.out / "truth.csv", infer_schema=False)
+    # dup_cross_long_gap needs two sales more than 7 days apart: not within 7 days
+    assert set(truth["category"]) == set(CATEGORIES) - {"dup_cross_long_gap"}
+    ring = truth.filter(pl.col("category") == "ring").row(0, named=True)
+    assert len(ring["members"].split(";")) >= 4

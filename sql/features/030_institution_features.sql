@@ -5,6 +5,7 @@
 create or replace temp table institution_features as
 with bounds as (
     select
+        min(sel_date) as first_day,
         date_diff('day', min(sel_date), max(sel_date)) + 1 as window_days,
         strftime(min(sel_date), '%Y-%m-%d') || '~' || strftime(max(sel_date), '%Y-%m-%d')
             as window_text
@@ -93,6 +94,33 @@ jumps as (
     group by fixmedins_code
 ),
 
+-- the drug taking most of each institution's fund money: its packs a day in the window's
+-- later half against its earlier half. A jump or a ramp in one drug rises; a specialty
+-- pharmacy's steady trade in dear drugs does not. +1 pack a day each side keeps a
+-- shop's few sales of a drug from looking like a rise.
+top_money_drug as (
+    select
+        fixmedins_code,
+        arg_max(med_list_codg, fund_amount) as med_list_codg
+    from drug_sales
+    group by fixmedins_code
+),
+
+halves as (
+    select
+        f.fixmedins_code,
+        (coalesce(sum(f.packs) filter (
+            where f.sel_date >= b.first_day + cast(b.window_days // 2 as integer)), 0)
+            / (b.window_days - b.window_days // 2) + 1)
+        / (coalesce(sum(f.packs) filter (
+            where f.sel_date < b.first_day + cast(b.window_days // 2 as integer)), 0)
+            / greatest(b.window_days // 2, 1) + 1) as top_drug_rise
+    from feature_sales as f
+    join top_money_drug as t using (fixmedins_code, med_list_codg)
+    cross join bounds as b
+    group by f.fixmedins_code, b.first_day, b.window_days
+),
+
 final as (
     select
         t.fixmedins_code as subject_id,
@@ -130,11 +158,14 @@ final as (
         -- busiest week's packs per day against the usual week's (x times)
         j.volume_jump,
         -- busiest week's expensive packs per day against the usual week's (x times)
-        j.expensive_jump
+        j.expensive_jump,
+        -- the top drug's packs a day, later half of the window against the earlier (x times)
+        coalesce(h.top_drug_rise, 1) as top_drug_rise
     from totals as t
     cross join bounds as b
     left join top_drug as d using (fixmedins_code)
     left join jumps as j using (fixmedins_code)
+    left join halves as h using (fixmedins_code)
 )
 
 select *

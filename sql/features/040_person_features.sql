@@ -3,8 +3,10 @@
 -- person's lead is their most anomalous month. The columns before the features are
 -- evidence for that month.
 --
--- A person's features are about how much, how often and where they buy: what a
--- collector (buying dear drugs far beyond anyone's need) changes. Shares of night or
+-- A person's features are about how much they buy against what the drugs would need:
+-- what a collector (buying dear drugs far beyond anyone's need, again and again)
+-- changes. How often and where they buy are evidence, not features: busy patients and
+-- travellers buy on many days and at many shops, and are not suspects for it. Shares of night or
 -- out-of-town purchases are left to institutions: for one person they rest on a handful
 -- of purchases and mostly tell who travels.
 
@@ -44,6 +46,30 @@ need as (
         max(m.packs / n.typical_packs) as need_ratio
     from person_drug_months as m
     join drug_norms as n using (sel_month, med_list_codg)
+    group by all
+),
+
+-- the first day in the month each person bought each drug: a course is bought once, a
+-- prescription for months at once too; buying the same drug again days later is what
+-- stockpiling (or collecting for resale) looks like
+first_buys as (
+    select
+        psn_no,
+        sel_month,
+        med_list_codg,
+        min(sel_date) as first_date
+    from bought
+    group by all
+),
+
+rebuys as (
+    select
+        b.psn_no,
+        b.sel_month,
+        sum(b.fund_amount) as rebuy_fund
+    from bought as b
+    join first_buys as f using (psn_no, sel_month, med_list_codg)
+    where b.sel_date > f.first_date
     group by all
 ),
 
@@ -100,10 +126,8 @@ final as (
         t.expensive_packs,
         -- the most of any one drug, against what its usual buyer takes in a month (x times)
         n.need_ratio,
-        -- distinct days with a purchase
-        t.purchase_days,
-        -- distinct institutions bought at
-        p.n_institutions,
+        -- fund yuan paid for drugs the person had already bought earlier in the month
+        coalesce(r.rebuy_fund, 0) as rebuy_fund,
         -- the month's fund money against the person's usual month (x times); +100 yuan
         -- keeps small amounts from looking like jumps
         (t.fund_amount + 100) / (u.usual_fund_amount + 100) as amount_change
@@ -111,6 +135,7 @@ final as (
     join need as n using (psn_no, sel_month)
     join places as p using (psn_no, sel_month)
     join usual as u using (psn_no)
+    left join rebuys as r using (psn_no, sel_month)
 )
 
 select *

@@ -1,10 +1,13 @@
 -- Merge the model's verdicts (anomaly_scores) into the lead list.
 -- * A person or institution already led by a rule keeps its lead(s) and gains the model's
 --   score and explanation.
--- * The top-k of each subject type that no rule led, scoring at least the floor, become
---   anomaly_* leads, with the records behind the score as their evidence.
--- Params: $top_k_institutions, $top_k_persons, $min_anomaly_score, $amount_full_yuan,
---         $events_full, $institutions_full.
+-- * The subjects calibrate() marked as leads (is_lead: far above their population's bulk)
+--   that no rule led become anomaly_* leads, with the records behind the score as their
+--   evidence. The reason says how unusual the subject is among how many peers.
+-- * The model suggests, it does not prove: severity 2, below every rule (3-5) of the same
+--   money, unless corroborated: the subject appears in some rule lead's evidence (a
+--   person who bought a flagged code, an institution where one was sold): severity 3.
+-- Params: $amount_full_yuan, $events_full, $institutions_full.
 
 update leads
 set
@@ -15,6 +18,31 @@ where a.subject_type = leads.subject_type
   and a.subject_id = leads.subject_id;
 
 create or replace temp table anomaly_leads as
+with corroborated as (
+    select distinct
+        'person' as subject_type,
+        psn_no as subject_id
+    from lead_evidence
+    where rule_id not like 'anomaly_%'
+      and psn_no is not null
+    union
+    select distinct
+        'institution' as subject_type,
+        fixmedins_code as subject_id
+    from lead_evidence
+    where rule_id not like 'anomaly_%'
+      and fixmedins_code is not null
+),
+
+candidates as (
+    select
+        a.*,
+        c.subject_id is not null as is_corroborated
+    from anomaly_scores as a
+    left join corroborated as c using (subject_type, subject_id)
+    where a.is_lead
+)
+
 select
     'L' || left(md5('anomaly_' || a.subject_type || '|' || a.subject_type || '|' || a.subject_id), 16)
         as lead_id,
@@ -28,24 +56,20 @@ select
     coalesce(a.n_events, 0) as n_events,
     len(string_split(coalesce(a.fixmedins_codes, ''), ';')) as n_institutions,
     round(coalesce(a.amount, 0), 2) as amount,
-    -- the model suggests, it does not prove: severity 3, like the behavioural rules
-    lead_score(3, coalesce(a.amount, 0), coalesce(a.n_events, 0),
+    lead_score(case when a.is_corroborated then 3 else 2 end,
+               coalesce(a.amount, 0), coalesce(a.n_events, 0),
                len(string_split(coalesce(a.fixmedins_codes, ''), ';')),
                $amount_full_yuan, $events_full, $institutions_full) as score,
-    3 as severity,
-    coalesce(a.explanation_zh, '模型判定该主体行为异常') as reason,
-    coalesce(a.explanation_en, 'The model ranks this subject''s behaviour abnormal.')
+    case when a.is_corroborated then 3 else 2 end as severity,
+    a.standing_zh || '；' || coalesce(a.explanation_zh, '模型判定该主体行为异常') as reason,
+    a.standing_en || '; '
+        || coalesce(a.explanation_en, 'the model ranks this subject''s behaviour abnormal.')
         as reason_en,
     a.anomaly_score,
-    a.explanation_zh as anomaly_reason
-from anomaly_scores as a
-where a.rank <= case a.subject_type
-                    when 'institution' then $top_k_institutions
-                    else $top_k_persons
-                end
-  -- a subject the model itself calls usual is no lead, however small the world
-  and a.anomaly_score >= $min_anomaly_score
-  and not exists (
+    a.explanation_zh as anomaly_reason,
+    a.model_fit
+from candidates as a
+where not exists (
       select 1
       from leads as l
       where l.subject_type = a.subject_type

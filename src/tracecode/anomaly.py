@@ -1,34 +1,29 @@
-"""The anomaly model: an isolation forest over behaviour features, per subject type.
+"""The model stage: features, a kept forest, scores, and how many of them become leads.
 
 Rules catch what they name; this catches behaviour that stands out from the crowd: a shop
 whose sales swing to one expensive drug for buyers from other cities, a person buying far
-more than anyone needs. Two models are fitted on every run, one on institutions (one row
-each over the window) and one on persons (one row per person and month), in
-scikit-learn's manner:
+more than anyone needs. One isolation forest per subject type (:mod:`tracecode.forest`:
+institutions, one row each over the window; persons, one row per person and month),
+explained by :mod:`tracecode.explain`.
 
-- hyperparameters and ``random_state`` come from :class:`~tracecode.settings.ModelSettings`;
-- :meth:`AnomalyModel.fit` learns on a seeded sample of at most ``fit_sample_rows`` rows
-  (each tree sees ``max_samples`` rows anyway; fit time grows with the table, not with
-  what the trees see), and stores the feature list, which :meth:`AnomalyModel.score`
-  checks;
-- the forest sees each feature as its excess over the subject's peers (same institution
-  type; all persons): shares pulled toward the peers' median when they rest on few
-  records, volumes and ratios on a log scale, and anything at or below the median as 0,
-  since less than usual is never a reason for suspicion;
-- one score, ``anomaly_score`` = 100 x 2^(-E[h(x)] / c(max_samples)), the isolation
-  forest's own anomaly score (Liu et al. 2008) on a 0-100 scale: higher is more
-  suspicious; most subjects score 30-50, the top percent 60 or more;
-- each anomaly is explained by splitting its path-length deficit among the features whose
-  splits isolated it (a path-based, Saabas-style attribution: exact in sum), given as
-  percentages and written as a sentence with the subject's values against the median of
-  its peers.
+**A kept model.** The forest is fitted on a schedule, not every night: it is kept beside
+the database (``models/kept``) and refitted when it is older than ``refit_days`` days of
+data, when the population it was fitted on drifted by more than ``refit_drift``, or when
+its version, features or hyperparameters changed. Between fits, only the rows whose
+features changed are scored again (``anomaly_rows`` keeps each row's feature hash and
+score under the fit that scored it); a row's score depends on nothing but its features
+and the fit, so a daily run's scores, and lead list, equal a rebuild's with the same fit.
 
-The fitted model is saved with the run (``anomaly_<subject>.joblib``) so that a saved
-model re-scores the same features to the same scores (:func:`score_with`).
+**How many leads** (:func:`calibrate`): a subject becomes a model lead when its score
+stands out from the bulk of its own population by a robust z of at least ``lead_z_*``
+((score - median) / (1.4826 x MAD)), scores at least ``min_anomaly_score``, and is within
+the top ``max_lead_share`` of its subjects. The count follows the evidence: a world with
+nothing unusual gives few or none, a province more than a district.
 
->>> result = run_model(db, Settings(), Path("out/models"))    # doctest: +SKIP
->>> db.fetch_rows("top", "select subject_id, anomaly_score, explanation_zh "
-...               "from anomaly_scores where rank <= 3")       # doctest: +SKIP
+>>> result = run_model(db, Settings(), Path("out/models/R1"),
+...                    kept_dir=Path("out/models/kept"))              # doctest: +SKIP
+>>> db.fetch_rows("top", "select subject_id, anomaly_score, robust_z from anomaly_scores "
+...               "where is_lead")                                        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -39,55 +34,39 @@ import math
 import re
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import joblib
 import numpy as np
 import polars as pl
-import sklearn
-from sklearn.ensemble import IsolationForest
+import pyarrow as pa
 
+from tracecode.categories import CATEGORIES
 from tracecode.db import Database
-from tracecode.errors import TracecodeError
-from tracecode.features import (
-    FEATURES,
-    PEER_LABELS,
-    Feature,
-    FeatureMatrix,
-    SubjectType,
-    compute_features,
-)
+from tracecode.explain import drivers, explain
+from tracecode.features import FeatureMatrix, SubjectType, compute_features
+from tracecode.forest import MODEL_VERSION, AnomalyModel, ModelError
 from tracecode.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
-# Bump when what is saved, or how a saved model scores, changes.
-MODEL_VERSION = 1
 # Fewer rows than this and a subject type is not modelled: an "outlier" among a handful
 # of institutions means nothing.
 MIN_FIT_ROWS = 50
-# A share is pulled toward its peers' median as if the subject had this many more
-# records at the median: two sales, both at night, do not make a night shop.
-PRIOR_RECORDS = 20.0
 # Rows explained per subject type, from the top: the attribution walks every tree for
 # each row, so it is spent on what can become a lead.
 EXPLAIN_TOP = 1000
-# Drivers named in a sentence, and the least share of the anomaly a driver must carry.
-SENTENCE_DRIVERS = 3
-MIN_DRIVER_SHARE = 5.0
-# Below this score a subject is ordinary (the isolation forest's own boundary, 0.5): its
-# sentence says so rather than naming drivers.
-ORDINARY_BELOW = 50.0
-# Threads for scoring, and the rows each thread scores at a time.
-SCORE_JOBS = 2
-SCORE_CHUNK_ROWS = 50_000
-
-
-class ModelError(TracecodeError):
-    """A saved model cannot be used: wrong file, version or features."""
+# The settings that shape a fitted forest or what it sees: a change of any refits.
+FIT_SETTINGS = ("n_estimators", "max_samples", "random_state", "fit_sample_rows",
+                "expensive_pack_price")
+# A MAD below this (score points) is taken as this: a population of identical subjects
+# must not make every small difference a "robust z" of thousands.
+MIN_MAD = 1.0
+PEER_NOUN: dict[str, tuple[str, str]] = {
+    "institution": ("家机构", "institutions"),
+    "person": ("名参保人", "insured persons"),
+}
 
 
 @dataclass(frozen=True)
@@ -99,402 +78,43 @@ class AnomalyResult:
     # the folder holding anomaly_<subject>.joblib, when a model_dir was given
     model_path: Path | None
     model_files: tuple[Path, ...] = ()
-
-
-class AnomalyModel:
-    """An isolation forest over one subject type's features.
-
-    Fitted attributes: ``feature_names_in_`` (checked when scoring), ``typical_`` (median
-    of each feature per peer group, what :meth:`excess` measures from), ``estimator_``
-    (the :class:`~sklearn.ensemble.IsolationForest`), ``n_rows_seen_`` and
-    ``n_fit_rows_`` (rows given, rows fitted on).
-
-    >>> model = AnomalyModel(ModelSettings(), "institution").fit(matrix)  # doctest: +SKIP
-    >>> model.score(matrix)[:3]                                           # doctest: +SKIP
-    array([48.1, 51.7, 83.9])
-    """
-
-    def __init__(self, settings: ModelSettings, subject_type: SubjectType) -> None:
-        self.settings = settings
-        self.subject_type = subject_type
-
-    # -- learning -------------------------------------------------------------------------
-
-    def fit(self, features: FeatureMatrix) -> AnomalyModel:
-        """Learn from ``features`` (a seeded sample of ``fit_sample_rows`` when larger)."""
-        if features.subject_type != self.subject_type:
-            raise ModelError(f"a {self.subject_type} model cannot fit {features.subject_type} "
-                             "features")
-        if len(features) == 0:
-            raise ModelError(f"no {self.subject_type} rows to fit on")
-        s = self.settings
-        meta = {f.name: f for f in FEATURES[self.subject_type]}
-        self.feature_names_in_ = features.names
-        self.log_features_ = tuple(n for n in features.names if meta[n].log)
-        self.share_features_ = tuple(n for n in features.names if meta[n].kind == "share")
-        self.prior_records_ = PRIOR_RECORDS
-        self.typical_ = peer_medians(features)
-        X = self.excess(features)
-        self.n_rows_seen_ = X.shape[0]
-        rows = fit_sample(X.shape[0], s.fit_sample_rows, s.random_state)
-        self.n_fit_rows_ = len(rows)
-        self.estimator_ = IsolationForest(
-            n_estimators=s.n_estimators,
-            max_samples=max(1, min(s.max_samples, len(rows))),
-            random_state=s.random_state,
-        ).fit(X[rows])
-        self.version_ = MODEL_VERSION
-        self.sklearn_version_ = sklearn.__version__
-        return self
-
-    # -- what the forest sees --------------------------------------------------------------
-
-    def typical(self, features: FeatureMatrix) -> np.ndarray:
-        """Each row's peers' median of each feature (the values the model compares with)."""
-        out = np.empty(features.values.shape)
-        for peer, rows in peer_rows(features).items():
-            out[rows] = self.typical_.get(peer, self.typical_[ALL_PEERS])
-        return out
-
-    def excess(self, features: FeatureMatrix) -> np.ndarray:
-        """What the forest sees: how far each feature stands above the row's peers.
-
-        Shares are first pulled toward the peers' median by ``prior_records_`` records;
-        volumes and ratios are compared on a log scale (they span decades); a value at or
-        below the median is 0: less than usual is never a reason for suspicion, and
-        comparing with one's own kind keeps busy hospitals from looking odd among shops.
-        """
-        X = np.array(features.values, dtype=np.float64)
-        typical = self.typical(features)
-        n = features.rows["n_events"].to_numpy().astype(np.float64)
-        m = self.prior_records_
-        for j, name in enumerate(features.names):
-            x, t = X[:, j], typical[:, j]
-            if name in self.share_features_:
-                x = (n * x + m * t) / (n + m)
-            if name in self.log_features_:
-                x, t = np.log1p(np.maximum(x, 0.0)), np.log1p(np.maximum(t, 0.0))
-            X[:, j] = np.maximum(x - t, 0.0)
-        return X.astype(np.float32)
-
-    # -- scoring --------------------------------------------------------------------------
-
-    def score(self, features: FeatureMatrix) -> np.ndarray:
-        """``anomaly_score`` of each row, 0-100: higher is more suspicious."""
-        X = self._checked(features)
-        if X.shape[0] == 0:
-            return np.zeros(0)
-        if X.shape[0] < SCORE_CHUNK_ROWS:
-            return -100.0 * self.estimator_.score_samples(X)
-        # rows in chunks on threads (the trees are walked without the GIL); within a
-        # chunk each row sums its trees in order, so the scores are the same bit for bit
-        # however the rows are chunked, where scikit-learn's own tree-parallel scoring
-        # adds the trees up in whatever order the threads finish
-        chunks = np.array_split(np.arange(X.shape[0]), -(-X.shape[0] // SCORE_CHUNK_ROWS))
-        with ThreadPoolExecutor(SCORE_JOBS) as pool:
-            parts = list(pool.map(lambda rows: self.estimator_.score_samples(X[rows]), chunks))
-        return -100.0 * np.concatenate(parts)
-
-    def contributions(self, features: FeatureMatrix) -> np.ndarray:
-        """Each feature's share in each row's average path length, in tree levels.
-
-        Shape (rows, features). A negative value shortens the path: that feature's splits
-        isolated the row, making it more anomalous. Exact in sum: the row's contributions
-        plus :attr:`expected_path_length_` equal its average path length, from which
-        :meth:`score` follows (see :func:`path_length_to_score`).
-        """
-        X = self._checked(features)
-        est = self.estimator_
-        phi = np.zeros(X.shape, dtype=np.float64)
-        for tree, used in zip(est.estimators_, est.estimators_features_, strict=True):
-            deltas = self._tree_deltas(tree, used, X.shape[1])
-            paths = tree.decision_path(X if self._all_features else X[:, used])
-            phi += paths @ deltas
-        return phi / len(est.estimators_)
-
-    @property
-    def expected_path_length_(self) -> float:
-        """Average path length of the training rows, over the trees (the baseline)."""
-        roots = [_node_path_lengths(tree)[0] for tree in self.estimator_.estimators_]
-        return float(np.mean(roots))
-
-    def path_length_to_score(self, path_length: np.ndarray) -> np.ndarray:
-        """``anomaly_score`` from an average path length: 100 x 2^(-h / c(max_samples))."""
-        c = float(average_path_length(np.array([self.estimator_.max_samples_]))[0])
-        return 100.0 * np.power(2.0, -path_length / c) if c > 0 else np.full_like(path_length, 100)
-
-    # -- persistence ----------------------------------------------------------------------
-
-    def save(self, path: Path) -> Path:
-        """Write the fitted model, its feature list, settings and version (joblib)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump({
-            "version": self.version_,
-            "sklearn_version": self.sklearn_version_,
-            "subject_type": self.subject_type,
-            "feature_names": list(self.feature_names_in_),
-            "log_features": list(self.log_features_),
-            "share_features": list(self.share_features_),
-            "prior_records": self.prior_records_,
-            "typical": {k: v.tolist() for k, v in self.typical_.items()},
-            "settings": asdict(self.settings),
-            "n_rows_seen": self.n_rows_seen_,
-            "n_fit_rows": self.n_fit_rows_,
-            "estimator": self.estimator_,
-        }, path)
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> AnomalyModel:
-        """A model saved by :meth:`save`; refuses other files and other versions."""
-        try:
-            saved = joblib.load(path)
-        except FileNotFoundError as e:
-            raise ModelError(f"no saved model at {path}") from e
-        except Exception as e:  # any unpickling failure means the same to the user
-            raise ModelError(f"{path} is not a saved tracecode anomaly model: {e}") from e
-        if not isinstance(saved, dict) or "estimator" not in saved:
-            raise ModelError(f"{path} is not a saved tracecode anomaly model")
-        if saved.get("version") != MODEL_VERSION:
-            raise ModelError(f"{path} was saved by model version {saved.get('version')}; this "
-                             f"tracecode reads version {MODEL_VERSION}. Refit with `tracecode "
-                             "run` to score with this version.")
-        if saved["sklearn_version"] != sklearn.__version__:
-            log.warning("%s was fitted with scikit-learn %s, scoring with %s: scores may "
-                        "differ slightly", path, saved["sklearn_version"], sklearn.__version__)
-        model = cls(ModelSettings(**saved["settings"]), saved["subject_type"])
-        model.feature_names_in_ = tuple(saved["feature_names"])
-        model.log_features_ = tuple(saved["log_features"])
-        model.share_features_ = tuple(saved["share_features"])
-        model.prior_records_ = saved["prior_records"]
-        model.typical_ = {k: np.asarray(v) for k, v in saved["typical"].items()}
-        model.n_rows_seen_ = saved["n_rows_seen"]
-        model.n_fit_rows_ = saved["n_fit_rows"]
-        model.estimator_ = saved["estimator"]
-        model.version_ = saved["version"]
-        model.sklearn_version_ = saved["sklearn_version"]
-        return model
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _checked(self, features: FeatureMatrix) -> np.ndarray:
-        if not hasattr(self, "estimator_"):
-            raise ModelError("the model is not fitted: call fit() or AnomalyModel.load()")
-        if features.subject_type != self.subject_type:
-            raise ModelError(f"a {self.subject_type} model cannot score "
-                             f"{features.subject_type} features")
-        if tuple(features.names) != tuple(self.feature_names_in_):
-            missing = [n for n in self.feature_names_in_ if n not in features.names]
-            extra = [n for n in features.names if n not in self.feature_names_in_]
-            detail = (f"missing {missing}, unexpected {extra}" if missing or extra
-                      else "same names in another order")
-            raise ModelError(
-                f"the {self.subject_type} model was fitted on features "
-                f"{list(self.feature_names_in_)} but was given {list(features.names)} "
-                f"({detail}). Score with features computed by the tracecode version that "
-                "fitted the model, or refit.")
-        return self.excess(features)
-
-    @property
-    def _all_features(self) -> bool:
-        est = self.estimator_
-        return est.max_features == 1.0 and not est.bootstrap_features
-
-    def _tree_deltas(self, tree: Any, used: np.ndarray, n_features: int) -> np.ndarray:
-        """(nodes x features): entering a node changes the expected path length by this
-        much, charged to the feature its parent split on."""
-        t = tree.tree_
-        value = _node_path_lengths(tree)
-        parent = np.full(t.node_count, -1)
-        inner = np.flatnonzero(t.children_left >= 0)
-        parent[t.children_left[inner]] = inner
-        parent[t.children_right[inner]] = inner
-        child = np.flatnonzero(parent >= 0)
-        split_on = t.feature[parent[child]]
-        column = split_on if self._all_features else np.asarray(used)[split_on]
-        deltas = np.zeros((t.node_count, n_features))
-        deltas[child, column] = value[child] - value[parent[child]]
-        return deltas
-
-
-def average_path_length(n: np.ndarray) -> np.ndarray:
-    """c(n): the average path length of an unsuccessful search in a binary search tree of
-    n rows, which an isolation tree adds at a leaf still holding n rows (Liu et al.)."""
-    n = np.asarray(n, dtype=np.float64)
-    out = np.zeros_like(n)
-    out[n == 2] = 1.0
-    big = n > 2
-    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
-    return out
-
-
-def _node_path_lengths(tree: Any) -> np.ndarray:
-    """Expected path length of the training rows reaching each node of one isolation tree:
-    at a leaf, its depth plus c(rows in the leaf), as scikit-learn scores; inside, the
-    row-weighted mean of its children."""
-    t = tree.tree_
-    n = t.n_node_samples.astype(np.float64)
-    left, right = t.children_left, t.children_right
-    # scikit-learn numbers nodes depth first: a parent comes before its children
-    depth = np.zeros(t.node_count)
-    for node in range(t.node_count):
-        if left[node] >= 0:
-            depth[left[node]] = depth[right[node]] = depth[node] + 1
-    value = depth + average_path_length(n)
-    for node in range(t.node_count - 1, -1, -1):
-        if left[node] >= 0:
-            value[node] = (n[left[node]] * value[left[node]]
-                           + n[right[node]] * value[right[node]]) / n[node]
-    return value
-
-
-def fit_sample(n_rows: int, max_rows: int, random_state: int) -> np.ndarray:
-    """Row indices to fit on: all rows, or ``max_rows`` of them drawn with the seed."""
-    if max_rows <= 0 or n_rows <= max_rows:
-        return np.arange(n_rows)
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(n_rows, size=max_rows, replace=False))
-
-
-def score_with(model_path: Path, features: FeatureMatrix) -> np.ndarray:
-    """Re-score ``features`` with a saved model: the same scores as the run that saved it.
-
-    Raises :class:`ModelError` when the features are not the ones the model was fitted on.
-    """
-    return AnomalyModel.load(model_path).score(features)
-
-
-# -- explanations ---------------------------------------------------------------------------
+    refitted: tuple[str, ...] = ()      # subject types fitted this run (others kept)
+    rows_scored: int = 0                # feature rows scored this run
+    rows_reused: int = 0                # rows whose features had not changed since scored
 
 
 @dataclass(frozen=True)
-class Driver:
-    feature: str
-    value: float
-    typical: float    # median among the subject's peers
-    share: float      # percent of the anomaly (path shortening) this feature carried
+class Fit:
+    """A fitted model and where it came from: ``fit_id`` names it in ``model_fits``."""
+
+    model: AnomalyModel
+    fit_id: str
+    data_until: str     # last day of the data it was fitted on, YYYY-MM-DD
+    n_rows: int
+
+    @property
+    def label(self) -> str:
+        """What a lead says of the model that raised it: version and fit date."""
+        return f"v{MODEL_VERSION} fitted on data to {self.data_until}"
 
 
-def drivers(model: AnomalyModel, features: FeatureMatrix) -> list[list[Driver]]:
-    """The features that drove each row's anomaly, largest share first: those above
-    their peers' median whose splits shortened the row's paths, each with its share of
-    that shortening in percent."""
-    if len(features) == 0:
-        return []
-    phi = model.contributions(features)
-    above = model.excess(features) > 0
-    push = np.where(above, np.maximum(-phi, 0.0), 0.0)
-    total = push.sum(axis=1, keepdims=True)
-    shares = np.divide(100.0 * push, total, out=np.zeros_like(push), where=total > 0)
-    typical = model.typical(features)
-    out = []
-    for i in range(len(features)):
-        order = np.argsort(-shares[i], kind="stable")
-        out.append([
-            Driver(features.names[j], float(features.values[i, j]), float(typical[i, j]),
-                   round(float(shares[i, j]), 1))
-            for j in order if shares[i, j] > 0
-        ])
-    return out
-
-
-ALL_PEERS = "*"
-
-
-def peer_medians(features: FeatureMatrix) -> dict[str, np.ndarray]:
-    """Median of each feature per peer group (institution type; all persons), and over
-    all rows (``"*"``, for a peer group the model has not seen)."""
-    medians = {peer: np.median(features.values[rows], axis=0)
-               for peer, rows in peer_rows(features).items()}
-    medians[ALL_PEERS] = np.median(features.values, axis=0)
-    return medians
-
-
-def peer_rows(features: FeatureMatrix) -> dict[str, np.ndarray]:
-    """Which rows belong to each peer group (a boolean mask per group)."""
-    peers = features.rows["peer_group"].fill_null("unknown")
-    return {str(p): (peers == p).to_numpy() for p in peers.unique().sort()}
-
-
-def explain(subject_type: SubjectType, peer: str, period: str | None, score: float,
-            found: list[Driver]) -> tuple[str, str]:
-    """One sentence in Chinese and one in English naming the top drivers."""
-    meta = {f.name: f for f in FEATURES[subject_type]}
-    named = [d for d in found if d.share >= MIN_DRIVER_SHARE][:SENTENCE_DRIVERS] or found[:1]
-    peer_zh, peer_en = PEER_LABELS.get(peer, (peer, peer))
-    parts_zh, parts_en = [], []
-    for i, d in enumerate(named):
-        f = meta[d.feature]
-        median_zh = f"{peer_zh}中位数" if i == 0 else "中位数"
-        parts_zh.append(f"{f.zh} {_value_zh(f, d.value)}，{median_zh} "
-                        f"{_value_zh(f, d.typical)}（占异常度 {d.share:.0f}%）")
-        parts_en.append(f"{f.en} {_value_en(f, d.value)} vs {_value_en(f, d.typical)}"
-                        f"{' median for ' + peer_en if i == 0 else ''} "
-                        f"({d.share:.0f}% of the anomaly)")
-    when_zh = (f"{period[:4]}年{int(period[5:7])}月" if subject_type == "person" and period
-               else "")
-    when_en = f" in {period}" if subject_type == "person" and period else ""
-    if score < ORDINARY_BELOW:
-        return (f"{when_zh}行为异常分 {score:.0f}，在常见范围内。",
-                f"Anomaly score {score:.0f}{when_en}: within the usual range.")
-    if not parts_zh:
-        return (f"{when_zh}行为异常分 {score:.0f}，未见突出的单项特征。",
-                f"Anomaly score {score:.0f}{when_en}; no single feature stands out.")
-    return (f"{when_zh}行为异常分 {score:.0f}：" + "；".join(parts_zh) + "。",
-            f"Anomaly score {score:.0f}{when_en}: " + "; ".join(parts_en) + ".")
-
-
-def _number(value: float) -> str:
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    text = f"{value:.1f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
-
-
-def _percent(value: float) -> str:
-    pct = 100.0 * value
-    if pct == 0 or pct >= 10:
-        return f"{pct:.0f}%"
-    return f"{_number(pct)}%"
-
-
-def _value_zh(f: Feature, value: float) -> str:
-    if f.kind == "share":
-        return _percent(value)
-    if f.kind == "yuan":
-        return f"{value:,.0f} 元"
-    if f.kind == "ratio":
-        return f"{_number(value)} 倍"
-    return f"{_number(value)}{' ' + f.unit_zh if f.unit_zh else ''}"
-
-
-def _value_en(f: Feature, value: float) -> str:
-    if f.kind == "share":
-        return _percent(value)
-    if f.kind == "yuan":
-        return f"{value:,.0f} yuan"
-    if f.kind == "ratio":
-        return f"x{_number(value)}"
-    unit = f.unit_en[:-1] if value == 1 and f.unit_en.endswith("s") else f.unit_en
-    return f"{_number(value)}{' ' + unit if unit else ''}"
-
-
-# -- the stage --------------------------------------------------------------------------------
-
-
-def run_model(db: Database, settings: Settings, model_dir: Path | None) -> AnomalyResult:
-    """Features, fit, score, explain; replace ``anomaly_scores``; save the models.
+def run_model(db: Database, settings: Settings, model_dir: Path | None, *,
+              kept_dir: Path | None = None) -> AnomalyResult:
+    """Features, fit (or the kept fit), score what changed, explain; replace
+    ``anomaly_scores``; save the models used under ``model_dir``.
 
     One row per scored subject in ``anomaly_scores`` (a person's row is their most
-    anomalous month), ranked within its subject type (1 = most anomalous). Subject types
-    with fewer than ``MIN_FIT_ROWS`` rows are not modelled. Run it inside
-    ``db.transaction()`` to replace the table all or nothing.
+    anomalous month), ranked within its subject type (1 = most anomalous), with its
+    robust z and whether it is a lead. Without ``kept_dir`` every run fits afresh. Run
+    it inside ``db.transaction()`` to replace the tables all or nothing.
     """
     matrices = compute_features(db, settings)
     fit_seconds = score_seconds = 0.0
     frames: list[pl.DataFrame] = []
     files: list[Path] = []
     counts: dict[str, int] = {}
+    refitted: list[str] = []
+    n_scored = n_reused = 0
     for subject, matrix in matrices.items():
         if len(matrix) < MIN_FIT_ROWS:
             log.info("anomaly %s: %d rows, fewer than %d: not modelled",
@@ -502,20 +122,28 @@ def run_model(db: Database, settings: Settings, model_dir: Path | None) -> Anoma
             counts[subject] = 0
             continue
         started = time.perf_counter()
-        model = AnomalyModel(settings.model, subject).fit(matrix)
+        fit, why = kept_or_new_fit(db, settings.model, subject, matrix, kept_dir)
+        if why:
+            refitted.append(subject)
         fitted = time.perf_counter()
-        scores = model.score(matrix)
+        scores, reused = score_changed(db, fit, matrix)
         scored = time.perf_counter()
         fit_seconds += fitted - started
         score_seconds += scored - fitted
+        n_scored += len(matrix) - reused
+        n_reused += reused
         led = rule_led_subjects(db, subject)
-        frame = ranked_subjects(model, matrix, scores, also_explain=led)
+        frame = ranked_subjects(fit.model, matrix, scores, also_explain=led)
+        frame = calibrate(frame, settings.model).with_columns(
+            pl.lit(fit.fit_id).alias("fit_id"), pl.lit(fit.label).alias("model_fit"))
         frames.append(frame)
         counts[subject] = frame.height
         if model_dir is not None:
-            files.append(model.save(model_dir / f"anomaly_{subject}.joblib"))
-        log.info("anomaly %s: %d rows (%d fitted) -> %d subjects; fit %.1fs, score %.1fs, "
-                 "explain %.1fs", subject, len(matrix), model.n_fit_rows_, frame.height,
+            files.append(fit.model.save(model_dir / f"anomaly_{subject}.joblib"))
+        log.info("anomaly %s: %d rows, %s; %d scored, %d unchanged -> %d subjects, %d leads; "
+                 "fit %.1fs, score %.1fs, explain %.1fs", subject, len(matrix),
+                 f"refitted ({why})" if why else f"kept fit {fit.fit_id}",
+                 len(matrix) - reused, reused, frame.height, frame["is_lead"].sum(),
                  fitted - started, scored - fitted, time.perf_counter() - scored)
     store_scores(db, frames)
     return AnomalyResult(
@@ -525,7 +153,213 @@ def run_model(db: Database, settings: Settings, model_dir: Path | None) -> Anoma
         score_seconds=round(score_seconds, 3),
         model_path=model_dir if files else None,
         model_files=tuple(files),
+        refitted=tuple(refitted),
+        rows_scored=n_scored,
+        rows_reused=n_reused,
     )
+
+
+# -- the kept model --------------------------------------------------------------------------
+
+
+def kept_or_new_fit(db: Database, settings: ModelSettings, subject: SubjectType,
+                    matrix: FeatureMatrix, kept_dir: Path | None) -> tuple[Fit, str]:
+    """The kept fit when it still holds, else a new one (kept when ``kept_dir`` is given);
+    and why it was refitted ("" when kept)."""
+    data_until = _data_until(matrix)
+    why = "no kept model" if kept_dir is None else ""
+    if kept_dir is not None:
+        row = db.fetch_rows(
+            "kept fit",
+            """select fit_id, path, data_until, n_rows, version, settings::varchar
+               from model_fits where subject_type = $subject and kept
+               order by fitted_at desc limit 1""",
+            {"subject": subject},
+        )
+        why = refit_reason(row[0] if row else None, settings, data_until, len(matrix))
+        if not why:
+            fit_id, path, until, n_rows = row[0][:4]
+            try:
+                model = AnomalyModel.load(Path(path))
+                model._checked(matrix.take(np.arange(0)))
+                return Fit(model, fit_id, str(until), int(n_rows)), ""
+            except ModelError as e:
+                why = f"kept model unusable: {e}"
+    model = AnomalyModel(settings, subject).fit(matrix)
+    fit_id = f"{subject}-{data_until.replace('-', '')}-{datetime.now():%H%M%S%f}"
+    fit = Fit(model, fit_id, data_until, len(matrix))
+    if kept_dir is not None:
+        path = model.save(kept_dir / f"{fit_id}.joblib")
+        db.execute("retire kept fit", "update model_fits set kept = false "
+                                      "where subject_type = $subject", {"subject": subject})
+        db.execute(
+            "keep fit",
+            """insert into model_fits values ($fit_id, $subject, now(), $until, $n_rows,
+                                              $version, $settings, $path, $why, true)""",
+            {"fit_id": fit_id, "subject": subject, "until": data_until, "n_rows": len(matrix),
+             "version": MODEL_VERSION, "settings": json.dumps(_fit_settings(settings)),
+             "path": str(path), "why": why},
+        )
+        prune_kept(db, kept_dir)
+    return fit, why
+
+
+def refit_reason(kept: tuple | None, settings: ModelSettings, data_until: str,
+                 n_rows: int) -> str:
+    """Why the kept fit must be replaced, or "" when it holds. ``kept`` is its
+    ``model_fits`` row (fit_id, path, data_until, n_rows, version, settings)."""
+    if kept is None:
+        return "no kept model"
+    _, _, until, kept_rows, version, fit_settings = kept
+    if version != MODEL_VERSION or json.loads(fit_settings) != _fit_settings(settings):
+        return "model version or settings changed"
+    age = (datetime.fromisoformat(data_until) - datetime.fromisoformat(str(until))).days
+    if age >= settings.refit_days:
+        return f"{age} days of data since the fit"
+    drift = abs(n_rows / max(int(kept_rows), 1) - 1)
+    if drift > settings.refit_drift:
+        return f"rows changed by {100 * drift:.0f}% since the fit"
+    return ""
+
+
+def score_changed(db: Database, fit: Fit, matrix: FeatureMatrix) -> tuple[np.ndarray, int]:
+    """Each row's score: kept from ``anomaly_rows`` when the same fit scored the same
+    features, else scored now; ``anomaly_rows`` then holds every row. Returns the scores
+    and how many were kept."""
+    rows = matrix.rows.select("subject_id", "period").with_columns(
+        row_hash=feature_hash(matrix), row=pl.int_range(0, len(matrix), dtype=pl.Int64))
+    db.register("anomaly_rows_now", rows.to_arrow())
+    try:
+        known = db.fetch_polars(
+            "unchanged rows",
+            """select n.row, k.anomaly_score
+               from anomaly_rows_now as n
+               join anomaly_rows as k
+                 on k.subject_type = $subject and k.fit_id = $fit_id
+                and k.subject_id = n.subject_id and k.period is not distinct from n.period
+                and k.row_hash = n.row_hash""",
+            {"subject": matrix.subject_type, "fit_id": fit.fit_id},
+        )
+        scores = np.full(len(matrix), np.nan)
+        scores[known["row"].to_numpy()] = known["anomaly_score"].to_numpy()
+        todo = np.flatnonzero(np.isnan(scores))
+        if len(todo):
+            scores[todo] = fit.model.score(matrix.take(todo))
+        kept = rows.select("subject_id", "period", "row_hash").with_columns(
+            pl.Series("anomaly_score", scores))
+        db.register("anomaly_rows_scores", kept.to_arrow())
+        db.execute("forget rows", "delete from anomaly_rows where subject_type = $subject",
+                   {"subject": matrix.subject_type})
+        db.execute(
+            "keep rows",
+            """insert into anomaly_rows
+               select $subject, subject_id, period, $fit_id, row_hash, anomaly_score
+               from anomaly_rows_scores""",
+            {"subject": matrix.subject_type, "fit_id": fit.fit_id},
+        )
+    finally:
+        db.unregister("anomaly_rows_now")
+        db.unregister("anomaly_rows_scores")
+    return scores, len(matrix) - len(todo)
+
+
+def feature_hash(matrix: FeatureMatrix) -> pl.Series:
+    """A 64-bit hash of everything a row's score depends on: its features, its peer group
+    and its record count (which pulls its shares toward the peers')."""
+    frame = pl.DataFrame(matrix.values, schema=list(matrix.names), orient="row").with_columns(
+        matrix.rows["n_events"].cast(pl.Int64), matrix.rows["peer_group"].fill_null(""))
+    return frame.hash_rows(seed=20251101).alias("row_hash")
+
+
+def prune_kept(db: Database, kept_dir: Path) -> None:
+    """Remove kept model files no longer named by a kept fit (older fits stay listed)."""
+    live = {Path(r[0]).name for r in db.fetch_rows(
+        "kept paths", "select path from model_fits where kept")}
+    for path in kept_dir.glob("*.joblib"):
+        if path.name not in live:
+            path.unlink()
+
+
+def _fit_settings(settings: ModelSettings) -> dict[str, object]:
+    return {k: v for k, v in asdict(settings).items() if k in FIT_SETTINGS}
+
+
+def _data_until(matrix: FeatureMatrix) -> str:
+    last = matrix.rows["last_time"].max()
+    return last.strftime("%Y-%m-%d") if isinstance(last, datetime) else "1970-01-01"
+
+
+# -- how many leads ---------------------------------------------------------------------------
+
+
+def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
+    """Add each subject's standing among its population and whether it is a lead.
+
+    ``robust_z`` = (score - median) / (1.4826 x MAD) over all subjects of the type (the
+    bulk sets the scale, the tail does not); ``tail`` = (score - q99) / (q99 - median),
+    how far beyond the population's own top percent. A lead has ``robust_z >=
+    lead_z_<type>``, for persons also ``tail >= lead_tail_persons`` (thousands of persons
+    make a top percent to measure against; a few hundred institutions do not), a score of
+    at least ``min_anomaly_score``, and a rank within ``max_lead_share_<type>`` of the
+    subjects (at least one).
+    """
+    scores = frame["anomaly_score"].to_numpy()
+    n = len(scores)
+    median, q99 = (float(q) for q in np.quantile(scores, [0.5, 0.99])) if n else (0.0, 0.0)
+    mad = max(1.4826 * float(np.median(np.abs(scores - median))) if n else 0.0, MIN_MAD)
+    subject = frame["subject_type"][0] if n else "person"
+    if subject == "institution":
+        share, lead_z, lead_tail = (settings.max_lead_share_institutions,
+                                    settings.lead_z_institutions, -math.inf)
+    else:
+        share, lead_z, lead_tail = (settings.max_lead_share_persons, settings.lead_z_persons,
+                                    settings.lead_tail_persons)
+    cap = max(1, math.ceil(share * n))
+    z = (scores - median) / mad
+    tail = (scores - q99) / max(q99 - median, MIN_MAD)
+    rank = frame["rank"].to_numpy()
+    is_lead = ((z >= lead_z) & (tail >= lead_tail) & (scores >= settings.min_anomaly_score)
+               & (rank <= cap))
+    zh_noun, en_noun = PEER_NOUN[subject]
+    standing_zh = [f"排在 {n:,} {zh_noun}的前 {_top_percent(r, n)}%（稳健 z {zz:.1f}）"
+                   for r, zz in zip(rank, z, strict=True)]
+    standing_en = [f"ranks in the top {_top_percent(r, n)}% of {n:,} {en_noun} "
+                   f"(robust z {zz:.1f})" for r, zz in zip(rank, z, strict=True)]
+    return frame.with_columns(
+        pl.lit(n, dtype=pl.Int64).alias("n_peers"),
+        pl.Series("robust_z", np.round(z, 3)),
+        pl.Series("tail", np.round(tail, 4)),
+        pl.Series("is_lead", is_lead),
+        pl.Series("standing_zh", standing_zh, dtype=pl.String),
+        pl.Series("standing_en", standing_en, dtype=pl.String),
+    )
+
+
+def _top_percent(rank: int, n: int) -> str:
+    p = 100.0 * rank / max(n, 1)
+    if p >= 10:
+        return f"{p:.0f}"
+    if p >= 1:
+        return f"{p:.1f}".rstrip("0").rstrip(".")
+    return f"{p:.2g}"
+
+
+def merge_anomalies(db: Database, settings: Settings) -> int:
+    """Fold the model's ``anomaly_scores`` into the lead list (sql/leads/anomaly_leads.sql);
+    the number of anomaly leads added."""
+    kinds = [c for c in CATEGORIES if c.startswith("anomaly_")]
+    db.register("anomaly_categories_arrow", pa.table({
+        "category": kinds, "category_zh": [CATEGORIES[c].zh for c in kinds]}))
+    db.execute("anomaly categories", "create or replace temp table anomaly_categories as "
+                                     "select * from anomaly_categories_arrow")
+    db.unregister("anomaly_categories_arrow")
+    db.run_file("leads/anomaly_leads.sql", asdict(settings.score))
+    (n,) = db.fetch_one("anomaly leads", "select count(*) from anomaly_leads")
+    log.info("anomaly leads: %d", n)
+    return int(n)
+
+
+# -- scores --------------------------------------------------------------------------------
 
 
 RUN_FOLDER = re.compile(r"R\d{8}T\d{6}-[0-9a-f]{6}")
@@ -622,7 +456,7 @@ def store_scores(db: Database, frames: list[pl.DataFrame]) -> None:
     frames = [f for f in frames if f.height]
     if not frames:
         return
-    db.register("anomaly_scores_arrow", pl.concat(frames).to_arrow())
+    db.register("anomaly_scores_arrow", pl.concat(frames, how="diagonal").to_arrow())
     try:
         db.execute(
             "store anomaly scores",

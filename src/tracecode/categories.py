@@ -34,4 +34,6 @@ CATEGORIES: dict[str, Category] = {
     "anomaly_institution": Category("机构行为异常 (模型)",
                                     "institution behaves abnormally (model)"),
     "anomaly_person": Category("个人行为异常 (模型)", "person behaves abnormally (model)"),
+    "ring": Category("疑似团伙 (回流/倒卖网络)",
+                     "institutions and collectors passing codes among themselves"),
 }

@@ -4,7 +4,11 @@ A lead is a true positive when its ``(category, subject_type, subject_id)`` is a
 the truth. Leads are counted once per such triple (two rules of one category on one
 subject are one finding). Precision is undefined (``None``) for a category without leads,
 recall for a category without planted cases. For the model's categories
-(``anomaly_*``) the recall is of whatever the lead list holds, e.g. its top k.
+(``anomaly_*``) the evaluation adds precision at k (k = planted: the share of the k
+best-scored model leads that were planted) and the list's length against the planted
+count. A ``ring`` is judged by its members, not its hub: a planted ring is found when
+more than half of its institutions are in one ``ring`` lead's ``fixmedins_codes``, and a
+ring lead is right when it so covers some planted ring.
 
 >>> ev = evaluate(Path("sim/truth.csv"), Path("out/leads.csv"))  # doctest: +SKIP
 >>> print(render_table(ev))  # doctest: +SKIP
@@ -49,12 +53,35 @@ class FalsePositive:
 
 
 @dataclass(frozen=True)
+class ModelScore:
+    """How good a model category's list is to an inspector who visits from the top."""
+
+    category: str
+    planted: int
+    leads: int                      # the default (calibrated) list's length
+    precision_at_k: float | None    # of the `planted` best-scored leads, the share planted
+    length_ratio: float | None      # leads / planted
+
+
+@dataclass(frozen=True)
+class RingScore:
+    planted: int
+    cases: int          # ring leads
+    found: int          # planted rings covered by one case
+    right: int          # cases covering a planted ring
+    recall: float | None
+    precision: float | None
+
+
+@dataclass(frozen=True)
 class Evaluation:
     categories: tuple[Score, ...]  # the contract's vocabulary order, then any others
     overall: Score
     false_positives: tuple[FalsePositive, ...]
-    # the rule categories alone: the model's categories hold a fixed-size top-k by design
+    # the rule categories alone (the model's lists and rings are judged on their own)
     rules: Score | None = None
+    model: tuple[ModelScore, ...] = ()
+    rings: RingScore | None = None
 
     def score(self, category: str) -> Score:
         return next(s for s in self.categories if s.category == category)
@@ -91,10 +118,57 @@ def evaluate(truth_csv: Path, leads_csv: Path) -> Evaluation:
                       tuple(r["planted_as"] or ()))
         for r in fps
     )
-    model = pl.col("category").str.starts_with("anomaly_")
+    model = pl.col("category").str.starts_with("anomaly_") | (pl.col("category") == "ring")
     rules = _score("rules", truth.filter(~model).height, leads.filter(~model).height,
                    hit.filter(~model).height, missed.filter(~model).height)
-    return Evaluation(scores, overall, false_positives, rules)
+    full_truth, full_leads = _read_full(truth_csv), _read_full(leads_csv)
+    model_scores = tuple(_model_score(c, truth, full_leads)
+                         for c in CATEGORIES if c.startswith("anomaly_"))
+    ring = _ring_score(full_truth, full_leads)
+    # a ring lead names its hub, the truth the ring's first shop: judge it by members
+    scores = tuple(
+        Score("ring", ring.planted, ring.cases, ring.right, ring.cases - ring.right,
+              ring.planted - ring.found, ring.precision, ring.recall)
+        if s.category == "ring" else s for s in scores)
+    false_positives = tuple(fp for fp in false_positives if fp.category != "ring")
+    return Evaluation(scores, overall, false_positives, rules, model_scores, ring)
+
+
+def _model_score(category: str, truth: pl.DataFrame, leads: pl.DataFrame) -> ModelScore:
+    planted = set(truth.filter(pl.col("category") == category)["subject_id"])
+    mine = leads.filter(pl.col("category") == category)
+    if "score" in mine.columns:
+        mine = mine.sort(pl.col("score").cast(pl.Float64, strict=False), descending=True,
+                         maintain_order=True)
+    ids = mine["subject_id"].unique(maintain_order=True).to_list() if mine.height else []
+    k = len(planted)
+    at_k = sum(1 for s in ids[:k] if s in planted) / k if k else None
+    return ModelScore(category, k, len(ids), at_k, len(ids) / k if k else None)
+
+
+def _ring_score(truth: pl.DataFrame, leads: pl.DataFrame) -> RingScore:
+    rings = [set(m.split(";")) for m in truth.filter(pl.col("category") == "ring")
+             .get_column("members", default=pl.Series([], dtype=pl.String))
+             .fill_null("").to_list() if m]
+    cases = [set((c or "").split(";")) for c in leads.filter(pl.col("category") == "ring")
+             .get_column("fixmedins_codes", default=pl.Series([], dtype=pl.String))
+             .to_list()]
+
+    def covers(case: set[str], ring: set[str]) -> bool:
+        return len(case & ring) * 2 > len(ring)
+
+    found = sum(1 for r in rings if any(covers(c, r) for c in cases))
+    right = sum(1 for c in cases if any(covers(c, r) for r in rings))
+    return RingScore(len(rings), len(cases), found, right,
+                     found / len(rings) if rings else None,
+                     right / len(cases) if cases else None)
+
+
+def _read_full(path: Path) -> pl.DataFrame:
+    """Every column of a CSV already checked by :func:`_read`, as text."""
+    text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+    return (pl.read_csv(text.encode(), infer_schema=False) if text.strip()
+            else pl.DataFrame(schema={c: pl.String for c in KEY}))
 
 
 def _score(category: str, truth: int, leads: int, tp: int, fn: int) -> Score:
@@ -147,7 +221,19 @@ def render_table(ev: Evaluation) -> str:
         name = f"**{s.category}**" if s.category in ("rules", "overall") else f"`{s.category}`"
         rows.append(f"| {name} | {zh} | {s.truth} | {s.leads} | {s.tp} | {s.fp} | {s.fn} | "
                     f"{pct(s.precision)} | {pct(s.recall)} |")
-    return "\n".join([head, *rows])
+    lines = [head, *rows]
+    if any(m.planted or m.leads for m in ev.model):
+        lines += ["", "| model category | planted | default list | list / planted | "
+                      "precision at k = planted |", "|---|--:|--:|--:|--:|"]
+        lines += [f"| `{m.category}` | {m.planted} | {m.leads} | "
+                  f"{'–' if m.length_ratio is None else f'{m.length_ratio:.1f}x'} | "
+                  f"{pct(m.precision_at_k)} |" for m in ev.model if m.planted or m.leads]
+    if ev.rings and (ev.rings.planted or ev.rings.cases):
+        r = ev.rings
+        lines += ["", f"Rings: {r.found} of {r.planted} planted rings found as one case "
+                      f"(recall {pct(r.recall)}); {r.right} of {r.cases} ring cases cover a "
+                      f"planted ring (precision {pct(r.precision)})."]
+    return "\n".join(lines)
 
 
 def render_false_positives(ev: Evaluation, limit: int = 20) -> str:
@@ -170,6 +256,8 @@ def to_dict(ev: Evaluation) -> dict[str, Any]:
         "categories": [asdict(s) for s in ev.categories],
         "overall": asdict(ev.overall),
         "rules": asdict(ev.rules) if ev.rules else None,
+        "model": [asdict(m) for m in ev.model],
+        "rings": asdict(ev.rings) if ev.rings else None,
         "false_positives_by_category": {
             s.category: s.fp for s in ev.categories if s.fp
         },

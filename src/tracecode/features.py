@@ -35,6 +35,10 @@ Kind = Literal["share", "count", "yuan", "ratio"]
 NIGHT_FROM_HOUR = 22
 NIGHT_TO_HOUR = 6
 
+# Yuan a person's month may differ from the usual by without it counting for much: the
+# model compares money on log(1 + 200 + yuan).
+FLOOR_YUAN = 200.0
+
 # The temp table each subject's features land in, and the evidence columns before them.
 TABLES: dict[SubjectType, str] = {
     "institution": "institution_features",
@@ -57,6 +61,13 @@ class Feature:
     unit_zh: str = ""   # for counts: 盒, 人, 家...
     unit_en: str = ""
     log: bool = False   # the model sees log1p(value): volumes and ratios span decades
+    # False: computed and kept in the feature table for the inspector, but not given to
+    # the forest (it describes what kind of shop this is, not whether it cheats: a
+    # specialty pharmacy sells dear drugs to every buyer)
+    modelled: bool = True
+    # for log features: the model compares log(1 + floor + value), so that differences
+    # well below the floor (a patient's few hundred yuan) barely count
+    floor: float = 0.0
 
 
 FEATURES: dict[SubjectType, tuple[Feature, ...]] = {
@@ -64,9 +75,10 @@ FEATURES: dict[SubjectType, tuple[Feature, ...]] = {
         Feature("buyers_per_day", "日均购药人数", "buyers per day", "count", "人", "", log=True),
         Feature("packs_per_buyer_day", "每人次购药盒数", "packs per buyer-day", "count", "盒",
                 "packs", log=True),
-        Feature("amount_per_buyer", "人均基金支付", "fund paid per buyer", "yuan", log=True),
+        Feature("amount_per_buyer", "人均基金支付", "fund paid per buyer", "yuan", log=True,
+                modelled=False),
         Feature("expensive_share", "贵重药销量占比", "expensive drugs' share of packs",
-                "share"),
+                "share", modelled=False),
         Feature("top_drug_share", "单一药品金额占比", "top drug's share of fund money",
                 "share"),
         Feature("top_drug_lift", "单一药品超同类销量倍数", "top drug's packs vs a same-size peer's",
@@ -83,19 +95,21 @@ FEATURES: dict[SubjectType, tuple[Feature, ...]] = {
                 "ratio", log=True),
         Feature("expensive_jump", "贵重药峰值周/常态周倍数",
                 "busiest week vs usual week (expensive packs)", "ratio", log=True),
+        Feature("top_drug_rise", "主要药品后半期/前半期日销倍数",
+                "top drug's packs a day, later half vs earlier half", "ratio", log=True),
     ),
     "person": (
-        Feature("fund_amount", "当月基金支付", "fund paid in the month", "yuan", log=True),
+        Feature("fund_amount", "当月基金支付", "fund paid in the month", "yuan", log=True,
+                floor=FLOOR_YUAN),
         Feature("packs", "当月购药盒数", "packs bought in the month", "count", "盒", "packs",
-                log=True),
+                log=True, floor=5.0),
         Feature("expensive_packs", "当月贵重药盒数", "expensive packs in the month", "count",
                 "盒", "packs", log=True),
         Feature("need_ratio", "单药用量/常见用量倍数", "most of one drug vs its usual buyer",
                 "ratio", log=True),
-        Feature("purchase_days", "购药天数", "days with purchases", "count", "天", "days",
-                log=True),
-        Feature("n_institutions", "购药机构数", "institutions bought at", "count", "家", "",
-                log=True),
+        Feature("rebuy_fund", "同药重复购买金额",
+                "fund paid for drugs bought again later in the month", "yuan", log=True,
+                floor=FLOOR_YUAN),
         Feature("amount_change", "当月金额/常态月倍数", "month's fund money vs usual month",
                 "ratio", log=True),
     ),
@@ -166,9 +180,14 @@ def compute_features(db: Database, settings: Settings) -> dict[SubjectType, Feat
     return matrices
 
 
+def modelled(subject: SubjectType) -> tuple[Feature, ...]:
+    """The features the forest sees, in table order."""
+    return tuple(f for f in FEATURES[subject] if f.modelled)
+
+
 def fetch_matrix(db: Database, subject: SubjectType) -> FeatureMatrix:
-    """One subject's feature table as a :class:`FeatureMatrix`."""
-    names = tuple(f.name for f in FEATURES[subject])
+    """One subject's feature table as a :class:`FeatureMatrix` of its modelled features."""
+    names = tuple(f.name for f in modelled(subject))
     table = db.fetch_arrow(f"{subject} features", f"select * from {TABLES[subject]}")
     frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
     values = (

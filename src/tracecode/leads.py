@@ -101,21 +101,6 @@ def build_leads(
     return int(n)
 
 
-def merge_anomalies(db: Database, settings: Settings) -> int:
-    """Fold the model's ``anomaly_scores`` into the lead list (sql/leads/anomaly_leads.sql);
-    the number of anomaly leads added."""
-    kinds = [c for c in CATEGORIES if c.startswith("anomaly_")]
-    db.register("anomaly_categories_arrow", pa.table({
-        "category": kinds, "category_zh": [CATEGORIES[c].zh for c in kinds]}))
-    db.execute("anomaly categories", "create or replace temp table anomaly_categories as "
-                                     "select * from anomaly_categories_arrow")
-    db.unregister("anomaly_categories_arrow")
-    db.run_file("leads/anomaly_leads.sql", {**asdict(settings.score), **asdict(settings.model)})
-    (n,) = db.fetch_one("anomaly leads", "select count(*) from anomaly_leads")
-    log.info("anomaly leads: %d", n)
-    return int(n)
-
-
 def lead_facts(row: dict[str, Any]) -> dict[str, str]:
     """The values a reason template may use, formatted for a sentence."""
     first, last = row["first_time"], row["last_time"]

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, inputs, leads, reference, report, rules
+from tracecode import anomaly, ingest, inputs, leads, reference, report, rings, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
 from tracecode.settings import IngestSettings, Settings
@@ -127,12 +127,14 @@ def screen_stage(
             runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
             lap("rules")
             leads.build_leads(db, rule_list, settings, scoped=scoped)
+            # collusion rings: cases made of the code leads that link institutions
+            rings.build_rings(db, settings)
             lap("leads")
-            # the model sees the whole history each run; its fitted models are kept
-            # beside the database, one folder per run, so every run's scores can be
-            # reproduced
-            anomaly.run_model(db, settings, models / run_id)
-            leads.merge_anomalies(db, settings)
+            # the model sees the whole history each run, with a fit kept beside the
+            # database (refitted on a schedule, models/kept); the fit each run used is
+            # also saved in its own folder, so every run's scores can be reproduced
+            anomaly.run_model(db, settings, models / run_id, kept_dir=models / "kept")
+            anomaly.merge_anomalies(db, settings)
             lap("model")
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")

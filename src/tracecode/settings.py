@@ -6,7 +6,7 @@ Settings come from an optional TOML file whose sections mirror the dataclasses::
     cross_gap_days = 10
 
     [model]
-    top_k_institutions = 30
+    lead_z_persons = 3.5
 
 Unknown keys and wrong types are reported all at once, not one per run.
 """
@@ -51,14 +51,37 @@ class ModelSettings:
     max_samples: int = 256
     random_state: int = 0
     fit_sample_rows: int = 200_000
-    top_k_institutions: int = 30
-    top_k_persons: int = 60
-    # and only those scoring at least this (0-100; below 50 the model calls a subject usual)
-    min_anomaly_score: float = 50.0
+    # How many model leads (README, "How many model leads"): a subject is a lead when its
+    # score stands this many robust deviations (1.4826 x MAD) above the median of its
+    # subject type ...
+    lead_z_institutions: float = 4.0
+    lead_z_persons: float = 3.0
+    # ... for persons also (score - q99) / (q99 - median) at least this: beyond the
+    # population's own top percent by this share of the distance from the bulk to it ...
+    lead_tail_persons: float = 0.25
+    # ... scores at least this (0-100; below 50 the model calls a subject usual) ...
+    min_anomaly_score: float = 55.0
+    # ... and ranks within this share of its subjects (at least one)
+    max_lead_share_institutions: float = 0.02
+    max_lead_share_persons: float = 0.001
+    # the kept model is refitted after this many days of new data, or when the rows it
+    # scores differ in number by more than this share from those it was fitted on
+    refit_days: int = 7
+    refit_drift: float = 0.25
     # a drug is "expensive" (a feature of the model) from this price per pack, in yuan
     expensive_pack_price: float = 500.0
     # the fitted models of this many latest runs are kept beside the database (0: all)
     keep_model_runs: int = 90
+
+
+@dataclass(frozen=True)
+class RingSettings:
+    """When institutions and persons linked by moved codes make a ring (tracecode.rings)."""
+
+    # a ring has at least this many institutions ...
+    min_institutions: int = 3
+    # ... linked by at least this many codes that moved against the rules
+    min_codes: int = 3
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     score: ScoreSettings = field(default_factory=ScoreSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    rings: RingSettings = field(default_factory=RingSettings)
 
     def rule_params(self) -> dict[str, Any]:
         """Named parameters for rule SQL: every rule threshold, by field name."""

@@ -42,8 +42,9 @@ from tracecode.simulate.world import (
 
 log = logging.getLogger(__name__)
 
+# members: for a ring, its institutions (';'-joined); empty otherwise
 TRUTH_SCHEMA = {"category": pl.Utf8, "subject_type": pl.Utf8, "subject_id": pl.Utf8,
-                "note": pl.Utf8}
+                "note": pl.Utf8, "members": pl.Utf8}
 SUBJECT_TYPE = {
     **dict.fromkeys(
         ("dup_same_institution", "dup_cross_long_gap", "dup_cross_short_gap", "split_overdraw",
@@ -52,7 +53,8 @@ SUBJECT_TYPE = {
     **dict.fromkeys(
         ("deceased_person", "identity_mismatch", "impossible_travel", "demographic_mismatch",
          "card_hopping", "anomaly_person"), "person"),
-    **dict.fromkeys(("no_inbound", "off_hours_burst", "anomaly_institution"), "institution"),
+    **dict.fromkeys(("no_inbound", "off_hours_burst", "anomaly_institution", "ring"),
+                    "institution"),
 }
 # a shop may sell at most this many boxes it never had, over all scenes
 UNSTOCKED_CAP = 2
@@ -251,9 +253,9 @@ class Planner:
         self.rows.append(dict(sale, key=self.key(), infno="3506", t_ev=int(t),
                               t_up=int(t) + int(self.rng.integers(5, 300)), ref_key=sale_key))
 
-    def plant(self, category: str, subject: str, note: str) -> None:
+    def plant(self, category: str, subject: str, note: str, members: str | None = None) -> None:
         self.truth.append(dict(category=category, subject_type=SUBJECT_TYPE[category],
-                               subject_id=subject, note=note))
+                               subject_id=subject, note=note, members=members))
 
     def label(self, inst: int) -> str:
         return f"{self.i_name[inst]} ({self.i_code[inst]})"
@@ -286,7 +288,9 @@ def dup_cross_long_gap(pl_: Planner) -> None:
     """A box dispensed in Guangdong, re-sold weeks later across a province border (the
     Ulanqab case: 30 and 68 days after the first sale)."""
     if pl_.days < 9:
-        raise SkipScene("needs 9 days of history")
+        # two net sales more than cross_gap_days (7) apart, each a day inside the window:
+        # a 7-day history cannot hold them (the first sale would have to predate it)
+        raise SkipScene("needs 9 days of history: its two sales are more than 7 days apart")
     a = pl_.shop((PHARMACY, CLINIC), gd=True)
     drug = pl_.pick_drug(("复方阿胶浆", "阿托伐他汀钙片", "硫酸氢氯吡格雷片", "甘精胰岛素注射液"))
     (code,), lot = pl_.codes(drug, a, 1)
@@ -474,7 +478,8 @@ def product_mismatch(pl_: Planner) -> None:
 
 def deceased_person(pl_: Planner) -> None:
     """A dead person's card still swiped at his usual pharmacy."""
-    dead = pl_.dead_pool[~pl_.used[pl_.dead_pool]]
+    # sales from the day after the death: a sale on the day of death is no evidence
+    dead = pl_.dead_pool[~pl_.used[pl_.dead_pool] & (pl_.death_day[pl_.dead_pool] < pl_.days - 1)]
     if len(dead) == 0:
         raise SkipScene("nobody died")
     person = int(dead[pl_.rng.integers(0, len(dead))])
@@ -485,7 +490,7 @@ def deceased_person(pl_: Planner) -> None:
     drug = chronic if chronic >= 0 else pl_.drug["阿托伐他汀钙片"]
     if not pl_.may_take(person, drug):
         drug = pl_.drug["阿托伐他汀钙片"]
-    first = max(0, int(pl_.death_day[person]))
+    first = max(0, int(pl_.death_day[person]) + 1)
     n = int(pl_.rng.integers(1, 5))
     codes, lot = pl_.codes(drug, inst, n)
     times = sorted(pl_.when(inst, int(pl_.rng.integers(first, pl_.days))) for _ in range(n))
@@ -613,10 +618,12 @@ def no_inbound(pl_: Planner) -> None:
     """A shop selling boxes that never entered its stock: no purchase, no transfer."""
     inst = pl_.shop((PHARMACY,), gd=True, exclusive=True)
     n = int(pl_.rng.integers(6, 13))
+    # the rule judges a sale once the upload lag (2 days) has passed: sell before that
+    margin = 3 if pl_.days > 4 else 0
     for _ in range(n):
         drug = pl_.pick_drug()
         (code,), lot = pl_.codes(drug, inst, 1)
-        pl_.sell(inst, drug, lot, [code], pl_.when(inst, pl_.any_day()),
+        pl_.sell(inst, drug, lot, [code], pl_.when(inst, pl_.any_day(margin)),
                  pl_.buyer(inst, drug, reuse=True))
     pl_.plant("no_inbound", str(pl_.i_code[inst]),
               f"{n} boxes sold without any stock record at {pl_.label(inst)}")
@@ -651,93 +658,30 @@ def off_hours_burst(pl_: Planner) -> None:
               f"{hi // 3600:02d}:{hi % 3600 // 60:02d} on day {day + 1} at {pl_.label(inst)}")
 
 
-def anomaly_institution(pl_: Planner) -> None:
-    """A pharmacy whose sales of one dear drug jump about thirty-fold, to buyers mostly
-    from other cities, cards scanned remotely (the Wuhan case). Every box is properly
-    bought in and sold in opening hours: no rule sees it."""
-    inst = pl_.shop((PHARMACY,), gd=True, hours=True, exclusive=True)
-    city = pl_.world.i_city[inst]
-    drug = pl_.pick_drug(("司美格鲁肽注射液", "利拉鲁肽注射液", "阿达木单抗注射液"))
-    jump_from = pl_.days // 2
-    baseline_rate, jump_rate = 0.25, 7.5
-    plan: list[tuple[int, int, bool]] = []  # (day, person, local)
-    for d in range(pl_.days):
-        rate = jump_rate if d >= jump_from else baseline_rate
-        for _ in range(pl_.rng.poisson(rate)):
-            local = d < jump_from or pl_.rng.random() < 0.25
-            plan.append((d, -1, local))
-    shelf: list[str] = []
-    for d in range(0, pl_.days, 2):  # restocked every other day, for the next two days
-        need = sum(1 for x in plan if d <= x[0] < d + 2)
-        if need:
-            codes, lot = pl_.codes(drug, inst, need * 2 + 2)
-            pl_.stock_in(inst, drug, lot, codes, d * DAY - 4 * 3600 - 1)
-            shelf.extend(codes)
-    for d, _, local in plan:
-        if local:
-            p = pl_.dormant(lambda c: pl_.p_city[c] == city, drug)
-        else:
-            p = pl_.dormant(lambda c: (pl_.p_city[c] != city), drug)
-        k = 1 if pl_.rng.random() < 0.7 else 2
-        box, shelf = shelf[:k], shelf[k:]
-        lot = int(pl_.world.normal_lot(np.array([drug]), np.array([inst]))[0])
-        pl_.sell(inst, drug, lot, box, pl_.when(inst, d), p, setl="1")
-    pl_.plant("anomaly_institution", str(pl_.i_code[inst]),
-              f"{pl_.world.catalog['drug_name'][drug]}: {len(plan)} sales, ~{jump_rate:.0f}/day "
-              f"from day {jump_from + 1} (was ~{baseline_rate}/day), mostly to non-local cards")
-
-
-def anomaly_person(pl_: Planner) -> None:
-    """A collector: dear drugs, several boxes every day or two, at one to three shops of
-    his city (under the card-hopping threshold)."""
-    person = pl_.dormant(lambda c: pl_.gd_person(c) & (pl_.age[c] <= 65))
-    city = pl_.p_city[person]
-    shops: list[int] = []
-    for _ in range(int(pl_.rng.integers(1, 4))):
-        try:
-            shops.append(pl_.shop((PHARMACY,), where=lambda c: (
-                pl_.world.i_city[c] == city) & ~np.isin(c, shops)))
-        except SkipScene:
-            if not shops:
-                raise
-            break
-    drugs = [d for d in (pl_.drug["司美格鲁肽注射液"], pl_.drug["甘精胰岛素注射液"],
-                         pl_.drug["利拉鲁肽注射液"]) if pl_.may_take(person, d)]
-    visits = max(2, pl_.days // 2 + int(pl_.rng.integers(0, 3)))
-    days = sorted(int(pl_.rng.integers(0, pl_.days)) for _ in range(visits))
-    total = 0
-    for i, d in enumerate(days):
-        s = shops[i % len(shops)]
-        drug = drugs[int(pl_.rng.integers(0, len(drugs)))]
-        n = int(pl_.rng.integers(2, 5))
-        codes, lot = pl_.codes(drug, s, n)
-        t = pl_.when(s, d, lo=9 * 3600 + 1800 * i % 7200, hi=20 * 3600)
-        pl_.stock_in(s, drug, lot, codes, t - int(pl_.rng.integers(3600, 30 * 3600)))
-        pl_.sell(s, drug, lot, codes, t, person, setl="1")
-        total += n
-    pl_.plant("anomaly_person", str(pl_.psn_no[person]),
-              f"{total} boxes of dear drugs in {visits} visits at {len(shops)} shop(s)")
-
-
-SCENES: dict[str, Callable[[Planner], None]] = {
+RULE_SCENES: dict[str, Callable[[Planner], None]] = {
     f.__name__: f
     for f in (dup_same_institution, dup_cross_long_gap, dup_cross_short_gap, split_overdraw,
               return_resold, reflux_inbound, unknown_code, lot_expiry_mismatch, expired_sale,
               product_mismatch, deceased_person, identity_mismatch, impossible_travel,
-              demographic_mismatch, card_hopping, no_inbound, off_hours_burst,
-              anomaly_institution, anomaly_person)
+              demographic_mismatch, card_hopping, no_inbound, off_hours_burst)
 }
 
 
 def plan_frauds(world: World, rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
     """All planted frauds: their records (in ``RECORD_SCHEMA``) and the truth table."""
+    # the behaviour scenes plan on this module's Planner
+    from tracecode.simulate import behaviour
+
     planner = Planner(world, rng)
     s = world.scale
-    counts = {name: s.frauds for name in SCENES}
+    scenes = {**RULE_SCENES, "anomaly_institution": behaviour.anomaly_institution,
+              "anomaly_person": behaviour.anomaly_person, "ring": behaviour.ring}
+    counts = {name: s.frauds for name in scenes}
+    counts["ring"] = max(1, s.frauds // 2)
     counts["anomaly_institution"] = s.anomaly_institutions
     counts["anomaly_person"] = s.anomaly_persons
     skipped: dict[str, str] = {}
-    for name, scene in SCENES.items():
+    for name, scene in scenes.items():
         for _ in range(counts[name]):
             n_rows, n_truth = len(planner.rows), len(planner.truth)
             try:
@@ -745,6 +689,7 @@ def plan_frauds(world: World, rng: np.random.Generator) -> tuple[pl.DataFrame, p
             except SkipScene as why:  # undo the half-built scene
                 del planner.rows[n_rows:], planner.truth[n_truth:]
                 skipped[name] = str(why)
+    behaviour.lookalikes(planner, max(3, s.anomaly_persons))
     for name, why in skipped.items():
         log.warning("planted fewer %s than asked: %s", name, why)
     for row in planner.rows:

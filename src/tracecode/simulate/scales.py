@@ -32,6 +32,9 @@ SCALES: dict[str, Scale] = {
     s.name: s
     for s in (
         Scale("demo", SCALE_REGIONS["demo"], 45, 2_600, 1, 2, 1, 2, 3),
+        # a district: the size of the independent worlds the model was judged on
+        # (~180 institutions, ~8,000 buyers in a week)
+        Scale("district", SCALE_REGIONS["demo"], 180, 60_000, 1, 1, 3, 3, 8),
         Scale("city", SCALE_REGIONS["city"], 3_000, 1_000_000, 4, 1, 12, 15, 30),
         Scale("province-day", None, 50_000, 85_000_000, 24, 1, 40, 40, 80),
     )

@@ -389,8 +389,10 @@ def _persons(scale: Scale, regions: pl.DataFrame, inst: pl.DataFrame, catalog: p
     n_acute = np.round(pop * (1 - chronic_share) * (1 - np.exp(-ACUTE_RATE * days))).astype(
         np.int64)
     active = n_chronic + n_acute
-    # dormant people: registered, buying nothing, unless a planted fraud uses their card
-    need = 1.5 * (4 * scale.frauds + scale.anomaly_persons + 80 * scale.anomaly_institutions)
+    # dormant people: registered, buying nothing, unless a planted fraud or a behaviour
+    # look-alike (simulate.behaviour) uses their card
+    need = 1.5 * (4 * scale.frauds + 10 * scale.anomaly_persons
+                  + 110 * scale.anomaly_institutions)
     n_dormant = np.round(active * 0.05 + 10 + need * w / w.sum()).astype(np.int64)
     n_dead = np.maximum(np.round(active * 0.002).astype(np.int64), 2 * scale.frauds)
     per_region = np.stack([n_chronic, n_acute, n_dormant, n_dead], axis=1)
