@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from tracecode.categories import CATEGORIES
 from tracecode.db import Database
+from tracecode.review import apply_reviews
 from tracecode.rules import Rule
 from tracecode.settings import Settings
 
@@ -113,6 +114,8 @@ def merge_anomalies(db: Database, settings: Settings) -> int:
     db.run_file("leads/anomaly_leads.sql", {**asdict(settings.score), **asdict(settings.model)})
     (n,) = db.fetch_one("anomaly leads", "select count(*) from anomaly_leads")
     log.info("anomaly leads: %d", n)
+    # the last step that adds leads or evidence: statuses come from the review trail now
+    apply_reviews(db)
     return int(n)
 
 
