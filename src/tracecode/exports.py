@@ -23,10 +23,15 @@ from tracecode.errors import InputError
 TEMP_PREFIX = ".tracecode-tmp-"
 
 
-def prepare_out(out: Path) -> None:
-    """Create ``out`` if needed and remove the temp files an interrupted export left."""
+def check_out(out: Path) -> None:
+    """Fail early (before a run ingests anything) when ``out`` cannot be the output folder."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file: give a folder (it is created if absent)")
+
+
+def prepare_out(out: Path) -> None:
+    """Create ``out`` if needed and remove the temp files an interrupted export left."""
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(TEMP_PREFIX + "*"):
         if stale.is_dir() and not stale.is_symlink():

@@ -82,6 +82,27 @@ def write_outputs(
     return written
 
 
+def export_from_db(db: Database, out: Path, *, unmask: bool = False) -> int:
+    """``tracecode export``: the outputs rewritten from the database as it is now (the last
+    run's summary, with the lead counts of now); the number of leads written."""
+    rows = db.fetch_rows(
+        "last summary",
+        """select summary from runs where summary is not null
+           order by finished_at desc nulls last, started_at desc limit 1""")
+    summary: dict[str, Any] = json.loads(rows[0][0]) if rows else {}
+    by_category = dict(db.fetch_rows(
+        "leads by category",
+        """select category, count(*) from leads where status <> 'dismissed'
+           group by category order by category"""))
+    (dismissed,) = db.fetch_one(
+        "dismissed", "select count(*) from leads where status = 'dismissed'")
+    summary.update(leads=sum(by_category.values()), leads_by_category=by_category,
+                   leads_dismissed=int(dismissed),
+                   exported_at=datetime.now().isoformat(timespec="seconds"))
+    write_outputs(db, out, summary, unmask=unmask)
+    return int(summary["leads"])
+
+
 def gather(db: Database, summary: dict[str, Any], *, unmask: bool) -> dict[str, Any]:
     """Everything the outputs show, read once."""
     evidence = db.fetch_polars("evidence export", read_sql("leads/evidence_export.sql"),

@@ -163,6 +163,15 @@ def write_workbook(
                 _table(wb, cells, sheet, findings[table], finding_cols(findings[table]))
 
 
+def write_table_workbook(path: str, sheet: str, frame: pl.DataFrame) -> None:
+    """One sheet holding ``frame`` (``tracecode sql --to result.xlsx``)."""
+    import xlsxwriter
+
+    with xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False,
+                                    "strings_to_numbers": False}) as wb:
+        _table(wb, _Cells(wb), sheet, frame, finding_cols(frame))
+
+
 def finding_cols(frame: pl.DataFrame) -> tuple[Col, ...]:
     cols = []
     for name, dtype in frame.schema.items():
