@@ -29,11 +29,13 @@ def check_out(out: Path) -> None:
         raise InputError(f"--out {out} is a file: give a folder (it is created if absent)")
 
 
-def prepare_out(out: Path) -> None:
-    """Create ``out`` if needed and remove the temp files an interrupted export left."""
+def prepare_out(out: Path, names: tuple[str, ...] = ()) -> None:
+    """Create ``out`` if needed and remove the temp files an interrupted export left (also
+    the ``.<name>.*`` ones of earlier versions, for the output ``names``)."""
     check_out(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(TEMP_PREFIX + "*"):
+    legacy = [p for name in names for p in out.glob(f".{name}.*")]
+    for stale in [*out.glob(TEMP_PREFIX + "*"), *legacy]:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:

@@ -54,7 +54,7 @@ def write_outputs(
     db: Database, out: Path, summary: dict[str, Any], *, unmask: bool = False
 ) -> list[Path]:
     """Write every output into ``out``; the paths written, in order."""
-    prepare_out(out)
+    prepare_out(out, OUTPUT_NAMES)
     data = gather(db, summary, unmask=unmask)
     leads = data["leads"]
     written = [
