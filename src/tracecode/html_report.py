@@ -8,6 +8,7 @@ review history. Everything from the data is escaped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
@@ -147,7 +148,8 @@ def _charts(leads: pl.DataFrame, cases: pl.DataFrame) -> list[str]:
         # the category's short name: the part before its parenthesised gloss
         chart.x_labels = [label.split(" (")[0][:14] for label in labels]
         chart.add("", list(values))
-        return chart.render(is_unicode=True)
+        # pygal's credit comments carry its web address: the page names no address at all
+        return re.sub(r"<!--.*?-->", "", chart.render(is_unicode=True), flags=re.S)
 
     charts = []
     cat = leads.group_by("category_zh").agg(pl.len().alias("n"), pl.col("amount").sum()) \
