@@ -21,6 +21,9 @@ from tracecode.exports import TEMP_PREFIX, mask_raw
 from tracecode.safe_cells import FORMULA_STARTS, neutralise, neutralise_frame
 
 LINK = '=HYPERLINK("http://x.example","点我")'
+HEADLINE = {"institutions_registered": 10, "institutions_connected": 8,
+            "connected_rate": 0.8, "capture_rate": 0.625, "amount_at_risk": 1234.5,
+            "by_day": [{"day": "2025-11-01", "leads": 3}]}
 HOSTILE_CODES = [LINK, "=1+1", "@SUM(1)", "+1", "-1", "\tTAB"]
 
 
@@ -173,11 +176,13 @@ def test_findings_of_other_stages_get_their_own_sheets(hostile_run: Path, tmp_pa
         db.execute("rings", """create table rings as select 'G1' as ring_id, 3 as n_institutions,
             5 as n_persons, 9 as n_codes, 1234.5 as amount, 80.0 as score, 'a;b' as members,
             '团伙' as reason, 'ring' as reason_en""")
-        report.write_outputs(db, tmp_path / "o", {"run_id": "R"})
+        report.write_outputs(db, tmp_path / "o", {"run_id": "R", "headline": HEADLINE})
     wb = openpyxl.load_workbook(tmp_path / "o" / "leads.xlsx")
+    # the headline comes first
+    assert [wb["概览"][f"A{i}"].value for i in (1, 2)] == ["总体情况", "登记机构"]
     assert {"数据质量", "团伙"} <= set(wb.sheetnames) and "合规" not in wb.sheetnames
     assert wb["数据质量"]["B2"].value == "=1+1" and wb["数据质量"]["B2"].data_type == "s"
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
-    assert "数据质量" in html and "团伙" in html
+    assert "数据质量" in html and "团伙" in html and "采集率" in html and "62.5%" in html
     summary = json.loads((tmp_path / "o" / "run_summary.json").read_text(encoding="utf-8"))
-    assert summary == {"run_id": "R"}
+    assert summary["headline"]["capture_rate"] == 0.625

@@ -21,6 +21,7 @@ from tracecode.workbook import (
     CASE_COLS,
     EVIDENCE_COLS,
     FINDING_HEADERS,
+    HEADLINE_ZH,
     OPTIONAL_SHEETS,
     SUBJECT_ZH,
     TYPE_ZH,
@@ -47,7 +48,7 @@ td.w { white-space: normal; min-width: 16em; max-width: 38em; }
 .card b { display: block; font-size: 150%; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }
 .charts figure { margin: 0; border: 1px solid #eee; }
-nav a { margin-right: 1em; }
+nav a { margin-right: 1em; } .scroll { overflow-x: auto; }
 """.replace("FONT", CHART_FONT)
 
 
@@ -143,7 +144,10 @@ def _charts(leads: pl.DataFrame, cases: pl.DataFrame) -> list[str]:
     def bar(title: str, labels: Sequence[str], values: Sequence[float], *,
             horizontal: bool = True, money: bool = False) -> str:
         kind = pygal.HorizontalBar if horizontal else pygal.Bar
-        chart = kind(title=title, **{**common, "value_formatter": (
+        # pygal sizes labels as if every character were Latin: room for the wide CJK ones
+        extra = {"margin_left": 7 * max((len(x) for x in labels), default=0)} \
+            if horizontal else {}
+        chart = kind(title=title, **{**common, **extra, "value_formatter": (
             _wan if money else common["value_formatter"])})
         # the category's short name: the part before its parenthesised gloss
         chart.x_labels = [label.split(" (")[0][:14] for label in labels]
@@ -189,16 +193,8 @@ def _privacy(unmask: bool) -> str:
 def _headline(headline: dict[str, Any] | None) -> str:
     if not headline:
         return ""
-    labels = {
-        "institutions_registered": "登记机构", "institutions_connected": "已接入机构",
-        "connected_rate": "接入率", "codes_collected": "采集追溯码",
-        "insured_sales": "医保销售", "insured_sales_with_codes": "带码医保销售",
-        "capture_rate": "采集率", "leads_raised": "线索", "leads_confirmed": "属实",
-        "leads_dismissed": "排除", "leads_open": "待核查", "institutions_proposed": "建议检查机构",
-        "amount_at_risk": "涉及金额（元）",
-    }
     cards = []
-    for key, label in labels.items():
+    for key, label in HEADLINE_ZH.items():
         if key in headline and headline[key] is not None:
             value = headline[key]
             shown = (f"{value:.1%}" if key.endswith("_rate") else _money(value)
@@ -259,7 +255,7 @@ def _table(frame: pl.DataFrame, cols: Iterable[Col]) -> str:
                 text = escape(_text(v)).replace("\n", "<br>")
                 cells.append(f"<td class=w>{text}</td>" if c.kind == "wrap" else f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<div class=scroll><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 def _money(value: Any) -> str:

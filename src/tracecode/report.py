@@ -164,24 +164,24 @@ def overview_blocks(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any
         ("读入行数 / 入库 / 隔离", (summary.get("lines_read", 0), summary.get("records_stored", 0),
                              summary.get("lines_quarantined", 0))),
         ("线索（不含已排除）", sheet.height),
-        ("涉及金额（元）", float(sheet["amount"].sum() or 0.0)),
+        ("涉及金额（元）", round(float(sheet["amount"].sum() or 0.0), 2)),
         ("个人数据", "未脱敏（--unmask-personal-data）" if data["unmask"]
          else "身份证号与姓名已脱敏"),
     ])]
     headline = summary.get("headline")
     if headline:
-        blocks.append(("总体情况", [
-            (k, f"{v:.1%}" if k.endswith("_rate") and isinstance(v, float) else v)
-            for k, v in headline.items() if not isinstance(v, list | dict)
+        blocks.insert(0, ("总体情况", [
+            (label, f"{headline[k]:.1%}" if k.endswith("_rate") else headline[k])
+            for k, label in workbook.HEADLINE_ZH.items() if headline.get(k) is not None
         ]))
     by_cat = sheet.group_by("category_zh").agg(pl.len(), pl.col("amount").sum()) \
         .sort("len", "category_zh", descending=[True, False])
     blocks.append(("按类别（线索数 / 金额）",
-                   [(c, (int(n), float(a))) for c, n, a in by_cat.iter_rows()]))
+                   [(c, (int(n), round(float(a), 2))) for c, n, a in by_cat.iter_rows()]))
     by_city = sheet.group_by(pl.col("city").fill_null("未知")).agg(
         pl.len(), pl.col("amount").sum()).sort("len", "city", descending=[True, False])
     blocks.append(("按地市（线索数 / 金额）",
-                   [(c, (int(n), float(a))) for c, n, a in by_city.iter_rows()]))
+                   [(c, (int(n), round(float(a), 2))) for c, n, a in by_city.iter_rows()]))
     decisions = [(STATUS_ZH.get(s, s), int(n)) for s, n in data["status_counts"].items()]
     decisions.append(("核查记录条数", int(data["n_reviews"])))
     blocks.append(("核查进度", decisions))

@@ -111,6 +111,15 @@ FINDING_HEADERS = {
     "ring_id": "团伙编号", "n_institutions": "机构数", "n_persons": "人数",
     "n_codes": "追溯码数", "members": "成员",
 }
+# run_summary.json's headline (when the run computes one), shown first in 概览 and the report
+HEADLINE_ZH = {
+    "institutions_registered": "登记机构", "institutions_connected": "已接入机构",
+    "connected_rate": "接入率", "codes_collected": "采集追溯码", "insured_sales": "医保销售",
+    "insured_sales_with_codes": "带码医保销售", "capture_rate": "采集率",
+    "leads_raised": "线索", "leads_confirmed": "属实", "leads_dismissed": "排除",
+    "leads_open": "待核查", "institutions_proposed": "建议检查机构",
+    "amount_at_risk": "涉及金额（元）",
+}
 OPTIONAL_SHEETS = {"dq_findings": "数据质量", "compliance_findings": "合规", "rings": "团伙"}
 
 SUBJECT_ZH = {"code": "追溯码", "person": "人员", "institution": "机构"}
