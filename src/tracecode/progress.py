@@ -62,7 +62,7 @@ class _StageHandler(logging.Handler):
         for i, (name, label) in enumerate(STAGES, start=1):
             if record.name.startswith(name):
                 self.at = max(self.at, i)
-                message = record.getMessage().splitlines()[0][:60]
+                message = record.getMessage().splitlines()[0][:40]
                 self.progress.update(self.task, completed=self.at - 1,
                                      description=f"{label}: {message}")
                 return
