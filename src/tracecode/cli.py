@@ -319,6 +319,7 @@ def sql_command(
         params = iv.parse_params(param or [])
         console = Console()
         with iv.open_for_reading(db) as database:
+            _reading(database)
             if query_text is None and file is None:
                 _sql_prompt(database, params, console, unmask, max_rows)
                 return
@@ -383,6 +384,7 @@ def show(
         from tracecode.review import STATUS_ZH
 
         with iv.open_for_reading(db) as database:
+            _reading(database)
             d = iv.lead_details(database, lead_id, unmask=unmask)
         lead = d["lead"]
         console = Console()
@@ -408,6 +410,15 @@ def show(
                                       "lead_evidence.sql for every column)", max_rows=max_rows))
 
     _guard(debug, go)
+
+
+def _reading(database: Any) -> None:
+    """Say on stderr which file answers: the snapshot is as of the last run's end."""
+    from datetime import datetime
+
+    path = database.path
+    when = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    typer.secho(f"reading {path} (read-only, as of {when})", err=True, dim=True)
 
 
 def _open_existing(db: Path) -> Any:
