@@ -129,3 +129,24 @@ def test_investigation_queries_run_with_their_parameters(ran: Path) -> None:
     missing = runner.invoke(app, ["sql", "--db", str(ran / "db.duckdb"), "--file",
                                   str(root / "code_history.sql")])
     assert missing.exit_code == 2 and "code" in missing.output
+
+
+def test_sql_on_a_database_held_for_writing_says_so_clearly(ran: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    db = tmp_path / "held.duckdb"
+    shutil.copy(ran / "db.duckdb", db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = runner.invoke(app, ["sql", "select 1", "--db", str(db)])
+        assert result.exit_code == 2
+        assert "held for writing" in result.output and "snapshot" in result.output
+    finally:
+        holder.kill()
+        holder.wait()

@@ -184,5 +184,6 @@ def test_findings_of_other_stages_get_their_own_sheets(hostile_run: Path, tmp_pa
     assert wb["数据质量"]["B2"].value == "=1+1" and wb["数据质量"]["B2"].data_type == "s"
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "数据质量" in html and "团伙" in html and "采集率" in html and "62.5%" in html
+    assert "按日" in html and "2025-11-01" in html
     summary = json.loads((tmp_path / "o" / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["headline"]["capture_rate"] == 0.625

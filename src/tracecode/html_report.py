@@ -200,7 +200,13 @@ def _headline(headline: dict[str, Any] | None) -> str:
             shown = (f"{value:.1%}" if key.endswith("_rate") else _money(value)
                      if key == "amount_at_risk" else _text(value))
             cards.append(f"<div class=card>{escape(label)}<b>{escape(shown)}</b></div>")
-    return f"<div class=cards>{''.join(cards)}</div>"
+    tables = [
+        f"<h3>{title}</h3>" + _table(pl.DataFrame(headline[key]), finding_cols(
+            pl.DataFrame(headline[key])))
+        for key, title in (("by_day", "按日"), ("by_city", "按地市"))
+        if isinstance(headline.get(key), list) and headline[key]
+    ]
+    return f"<div class=cards>{''.join(cards)}</div>" + "".join(tables)
 
 
 def _cards(leads: pl.DataFrame, status_counts: dict[str, int]) -> str:
