@@ -321,7 +321,7 @@ def sql_command(
         with iv.open_for_reading(db) as database:
             _reading(database)
             if query_text is None and file is None:
-                _sql_prompt(database, params, console, unmask, max_rows)
+                iv.prompt_loop(database, params, console, unmask=unmask, max_rows=max_rows)
                 return
             text = iv.read_query_file(file) if file else str(query_text)
             frame = iv.query(database, text, params, source=str(file) if file else None)
@@ -333,33 +333,6 @@ def sql_command(
             console.print(iv.render_table(frame, max_rows=max_rows))
 
     _guard(debug, go)
-
-
-def _sql_prompt(database: Any, params: dict[str, str], console: Any, unmask: bool,
-                max_rows: int) -> None:
-    """Read statements ending in ';' until EOF or .quit; an error is shown, not fatal."""
-    from tracecode import investigate as iv
-
-    console.print("tracecode sql (read-only). End a statement with ';'; .quit to leave.")
-    buffer: list[str] = []
-    while True:
-        try:
-            line = input("sql> " if not buffer else "...> ")
-        except EOFError:
-            return
-        if not buffer and line.strip() in (".quit", ".exit", "\\q"):
-            return
-        buffer.append(line)
-        if not line.rstrip().endswith(";"):
-            continue
-        text, buffer = "\n".join(buffer), []
-        try:
-            frame = iv.query(database, text, params)
-        except TracecodeError as e:
-            console.print(f"[red]error:[/red] {str(e).splitlines()[0]}", markup=True)
-            continue
-        console.print(iv.render_table(frame if unmask else iv.mask_frame(frame),
-                                      max_rows=max_rows))
 
 
 @app.command()
@@ -377,37 +350,13 @@ def show(
 
     def go() -> None:
         from rich.console import Console
-        from rich.panel import Panel
-        from rich.text import Text
 
         from tracecode import investigate as iv
-        from tracecode.review import STATUS_ZH
 
         with iv.open_for_reading(db) as database:
             _reading(database)
             d = iv.lead_details(database, lead_id, unmask=unmask)
-        lead = d["lead"]
-        console = Console()
-        facts = Text()
-        for label, key in (("类别", "category_zh"), ("对象", "subject_id"),
-                           ("机构", "fixmedins_codes"), ("最早", "first_time"),
-                           ("最晚", "last_time"), ("证据条数", "n_events"),
-                           ("优先级", "score"), ("规则", "rule_id")):
-            facts.append(f"{label}: ", style="bold")
-            facts.append(f"{lead[key] if lead[key] is not None else ''}\n")
-        facts.append("金额（元）: ", style="bold")
-        facts.append(f"{lead['amount']:,.2f}\n")
-        facts.append("状态: ", style="bold")
-        facts.append(f"{STATUS_ZH.get(lead['status'], lead['status'])} ({lead['status']})\n\n")
-        facts.append(lead["reason"] + "\n")
-        facts.append(lead["reason_en"], style="dim")
-        if lead.get("anomaly_reason"):
-            facts.append(f"\n模型: {lead['anomaly_reason']}")
-        console.print(Panel(facts, title=f"线索 {lead_id}", expand=False))
-        console.print(iv.render_table(d["reviews"], title="核查记录 review history"))
-        console.print(iv.render_table(d["evidence_brief"], title="证据 evidence "
-                                      "(tracecode sql --file sql/investigations/"
-                                      "lead_evidence.sql for every column)", max_rows=max_rows))
+        Console().print(*iv.render_lead(d, max_rows=max_rows))
 
     _guard(debug, go)
 

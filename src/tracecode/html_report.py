@@ -126,7 +126,8 @@ def _lead_page(lead: dict[str, Any], evidence: pl.DataFrame | None,
             Col("decided_at", "时间", "time"), Col("status_zh", "结论"),
             Col("decided_by", "核查人"), Col("note", "说明", "wrap"), Col("source", "来源")))]
     body += [f"<h2>证据（{n} 条）</h2>",
-             _table(evidence, EVIDENCE_COLS) if evidence is not None else "<p>无</p>"]
+             # the page is the lead's: its id, category and subject are above, once
+             _table(evidence, EVIDENCE_COLS[3:]) if evidence is not None else "<p>无</p>"]
     return _page(f"{lead['lead_id']} {lead['category_zh']}", "".join(body))
 
 

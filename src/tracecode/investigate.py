@@ -150,3 +150,61 @@ def lead_details(db: Database, lead_id: str, *, unmask: bool = False) -> dict[st
         pl.col("evidence_fingerprint").str.slice(0, 8))
     return {"lead": lead.row(0, named=True), "reviews": reviews, "evidence": evidence,
             "evidence_brief": evidence.select(c for c in SHOW_EVIDENCE if c in evidence.columns)}
+
+
+def render_lead(d: dict[str, Any], *, max_rows: int = 200) -> list[Any]:
+    """``tracecode show``: a panel with the lead, then its reviews and its evidence."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from tracecode.review import STATUS_ZH
+
+    lead = d["lead"]
+    facts = Text()
+    for label, key in (("类别", "category_zh"), ("对象", "subject_id"),
+                       ("机构", "fixmedins_codes"), ("最早", "first_time"),
+                       ("最晚", "last_time"), ("证据条数", "n_events"), ("优先级", "score"),
+                       ("规则", "rule_id")):
+        facts.append(f"{label}: ", style="bold")
+        facts.append(f"{'' if lead[key] is None else lead[key]}\n")
+    facts.append("金额（元）: ", style="bold")
+    facts.append(f"{lead['amount']:,.2f}\n")
+    facts.append("状态: ", style="bold")
+    facts.append(f"{STATUS_ZH.get(lead['status'], lead['status'])} ({lead['status']})\n\n")
+    facts.append(lead["reason"] + "\n")
+    facts.append(lead["reason_en"], style="dim")
+    if lead.get("anomaly_reason"):
+        facts.append(f"\n模型: {lead['anomaly_reason']}")
+    return [
+        Panel(facts, title=f"线索 {lead['lead_id']}", expand=False),
+        render_table(d["reviews"], title="核查记录 review history"),
+        render_table(d["evidence_brief"], max_rows=max_rows,
+                     title="证据 evidence (tracecode sql --file "
+                           "sql/investigations/lead_evidence.sql for every column)"),
+    ]
+
+
+def prompt_loop(db: Database, params: dict[str, str], console: Any, *, unmask: bool,
+                max_rows: int) -> None:
+    """Read statements ending in ';' until EOF or .quit; an error is shown, not fatal."""
+    from tracecode.errors import TracecodeError
+
+    console.print("tracecode sql (read-only). End a statement with ';'; .quit to leave.")
+    buffer: list[str] = []
+    while True:
+        try:
+            line = input("sql> " if not buffer else "...> ")
+        except EOFError:
+            return
+        if not buffer and line.strip() in (".quit", ".exit", "\\q"):
+            return
+        buffer.append(line)
+        if not line.rstrip().endswith(";"):
+            continue
+        text, buffer = "\n".join(buffer), []
+        try:
+            frame = query(db, text, params)
+        except TracecodeError as e:
+            console.print(f"[red]error:[/red] {str(e).splitlines()[0]}", markup=True)
+            continue
+        console.print(render_table(frame if unmask else mask_frame(frame), max_rows=max_rows))
