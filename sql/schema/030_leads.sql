@@ -54,18 +54,43 @@ create table if not exists leads (
     severity        integer not null,
     reason          varchar not null,  -- Chinese, one sentence
     reason_en       varchar not null,
-    status          varchar not null,  -- open | confirmed | dismissed (from lead_status)
+    status          varchar not null,  -- open | confirmed | dismissed | reopened (lead_reviews)
     anomaly_score   double,            -- the model's 0-100 view of the subject, when scored
     anomaly_reason  varchar            -- and why, in Chinese (English in anomaly_scores)
 );
 
--- Investigators' decisions; kept across runs, keyed by the stable lead_id.
+-- Investigators' decisions before lead_reviews; read once into it (below), no longer written.
 create table if not exists lead_status (
     lead_id    varchar primary key,
     status     varchar not null,  -- confirmed | dismissed | open
     note       varchar,
     decided_by varchar,
     decided_at timestamp not null
+);
+
+-- Every review decision ever recorded, append-only (tracecode mark, tracecode review
+-- import): a lead's status is its latest decision (sql/review/apply.sql). The evidence
+-- records the lead had when it was decided are kept with it: a dismissed lead comes back
+-- as 'reopened' when a record outside them arrives for it.
+create sequence if not exists lead_review_seq;
+
+create table if not exists lead_reviews (
+    review_id            bigint primary key default nextval('lead_review_seq'),
+    lead_id              varchar not null,
+    status               varchar not null,  -- confirmed | dismissed | open
+    note                 varchar,
+    decided_by           varchar not null,
+    decided_at           timestamp not null,
+    source               varchar not null,  -- 'mark', or the imported file's name
+    evidence_rec_ids     bigint[],          -- null: not known (decisions from lead_status)
+    evidence_fingerprint varchar            -- md5 of those rec_ids, to compare by eye
+);
+
+insert into lead_reviews (lead_id, status, note, decided_by, decided_at, source)
+select s.lead_id, s.status, s.note, coalesce(s.decided_by, ''), s.decided_at, 'lead_status'
+from lead_status as s
+where not exists (
+    select 1 from lead_reviews as r where r.lead_id = s.lead_id and r.source = 'lead_status'
 );
 
 -- The kept rule inputs (screened_sales, screened_stock_moves: see src/tracecode/inputs.py)

@@ -48,6 +48,7 @@ from tracecode.explain import drivers, explain
 from tracecode.features import FeatureMatrix, SubjectType, compute_features
 from tracecode.forest import MODEL_VERSION, AnomalyModel, ModelError
 from tracecode.settings import ModelSettings, Settings
+from tracecode.review import apply_reviews
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +357,8 @@ def merge_anomalies(db: Database, settings: Settings) -> int:
     db.run_file("leads/anomaly_leads.sql", asdict(settings.score))
     (n,) = db.fetch_one("anomaly leads", "select count(*) from anomaly_leads")
     log.info("anomaly leads: %d", n)
+    # the last step that adds leads or evidence: statuses come from the review trail
+    apply_reviews(db)
     return int(n)
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -19,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click help: rich markup would eat "[rules]" and print "<bool>" after flags
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
@@ -32,12 +32,25 @@ SettingsOpt = Annotated[
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    from tracecode.progress import setup_logging
+
+    setup_logging(verbose)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tracecode import __version__
+
+        typer.echo(f"tracecode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Screen drug traceability-code uploads (药品追溯码, NHSA 35xx) for suspicious leads."""
 
 
 def _guard(debug: bool, action: Callable[[], T]) -> T:
@@ -59,10 +72,12 @@ def _guard(debug: bool, action: Callable[[], T]) -> T:
 
 @app.command()
 def run(
-    landing: Annotated[Path, typer.Argument(help="Landing directory: reference/ and messages/.")],
+    landing: Annotated[Path, typer.Argument(help="Landing directory: reference/ and messages/.",
+                                            metavar="LANDING")],
     db: Annotated[Path, typer.Option("--db", help="DuckDB file (created if absent).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for leads.csv, leads.parquet, "
-                                                    "quarantine.csv, run_summary.json.")],
+                                                    "quarantine.csv, run_summary.json, "
+                                                    "leads.xlsx and report.html.")],
     settings: SettingsOpt = None,
     encoding: Annotated[str | None, typer.Option(
         help="Encoding of the reference CSVs (e.g. gb18030); detected when not given.")] = None,
@@ -85,18 +100,23 @@ def run(
 
     def go() -> None:
         from tracecode import pipeline
+        from tracecode.exports import check_out
+        from tracecode.progress import run_progress
         from tracecode.settings import load_settings
 
-        summary = pipeline.run(landing, db, out, load_settings(settings), encoding=encoding,
-                               incremental=not full, unmask=unmask)
+        check_out(out)
+        with run_progress():
+            summary = pipeline.run(landing, db, out, load_settings(settings),
+                                   encoding=encoding, incremental=not full, unmask=unmask)
         typer.echo(
             f"{summary.lines_read} lines read: {summary.records_stored} stored, "
             f"{summary.records_replaced} replaced, {summary.lines_quarantined} quarantined; "
             f"{summary.records_retracted} records retracted."
         )
-        typer.echo(f"{summary.leads} leads -> {out / 'leads.csv'}")
+        typer.echo(f"{summary.leads} leads:")
         for category, n in summary.leads_by_category.items():
             typer.echo(f"  {category:<22} {n}")
+        _echo_outputs(out)
 
     _guard(debug, go)
 
@@ -171,37 +191,206 @@ def list_rules(
 
 @app.command()
 def mark(
-    lead_ids: Annotated[list[str], typer.Argument(help="Lead ids (lead_id column).")],
-    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the runs.")],
-    status: Annotated[str, typer.Option(help="confirmed, dismissed or open.")],
+    lead_ids: Annotated[list[str], typer.Argument(help="Lead ids (lead_id column).",
+                                                  metavar="LEAD_ID...")],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the runs (must exist).")],
+    status: Annotated[str, typer.Option(help="confirmed, dismissed or open (or 属实, 排除, "
+                                             "待核查).")],
     note: Annotated[str, typer.Option(help="Why: kept with the decision.")] = "",
-    by: Annotated[str, typer.Option(help="Who decided.")] = "",
+    by: Annotated[str, typer.Option(help="Who decided (default: your login name).")] = "",
     debug: DebugOpt = False,
 ) -> None:
-    """Record an investigator's decision on leads. Dismissed leads leave the exported list
-    from the next run on (and stay in the database with their decision)."""
+    """Record an investigator's decision on leads, in the audit trail (lead_reviews).
+
+    A dismissed lead leaves the exported lists and is not raised again for the same
+    evidence; it comes back as reopened when new evidence arrives. Confirmed stays
+    confirmed.
+    """
 
     def go() -> None:
-        from tracecode.db import Database
-        from tracecode.leads import STATUSES
+        from tracecode.review import Decision, parse_decision, record_decisions
 
-        if status not in STATUSES:
-            raise TracecodeError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-        with Database.open(db) as database:
-            known = {r[0] for r in database.fetch_rows("lead ids", "select lead_id from leads")}
-            unknown = [i for i in lead_ids if i not in known]
-            if unknown:
-                raise TracecodeError(f"no such lead(s) in {db}: {', '.join(unknown)}")
-            for lead_id in lead_ids:
-                database.execute(
-                    "decide", "insert or replace into lead_status values ($id, $s, $n, $b, $t)",
-                    {"id": lead_id, "s": status, "n": note, "b": by, "t": datetime.now()})
-                database.execute("apply decision",
-                                 "update leads set status = $s where lead_id = $id",
-                                 {"id": lead_id, "s": status})
-        typer.echo(f"{len(lead_ids)} lead(s) marked {status}")
+        decision = parse_decision(status)
+        with _open_existing(db) as database:
+            result = record_decisions(
+                database, [Decision(i, decision, note, by) for i in lead_ids], source="mark")
+        typer.echo(f"{result.recorded} decision(s) recorded ({decision}); "
+                   f"{result.unchanged} unchanged")
 
     _guard(debug, go)
+
+
+review_app = typer.Typer(help="Investigators' decisions: read them back from the workbook.",
+                         no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("import")
+def review_import(
+    file: Annotated[Path, typer.Argument(help="The edited leads.xlsx (sheet 线索), or a CSV "
+                                              "with 线索编号, 核查结论, 核查说明, 核查人.",
+                                         metavar="FILE")],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the runs (must exist).")],
+    by: Annotated[str, typer.Option(help="Reviewer for rows whose 核查人 is empty "
+                                         "(default: your login name).")] = "",
+    debug: DebugOpt = False,
+) -> None:
+    """Record every decision filled in (核查结论: 属实, 排除 or 待核查) with who and when.
+
+    Rows left empty are skipped; a decision equal to the lead's latest is not recorded
+    twice, so importing the same file again adds nothing. All or nothing: a lead id the
+    database does not know fails the whole import.
+    """
+
+    def go() -> None:
+        from dataclasses import replace
+
+        from tracecode.review import read_review_file, record_decisions
+
+        decisions = [d if d.decided_by or not by else replace(d, decided_by=by)
+                     for d in read_review_file(file)]
+        with _open_existing(db) as database:
+            result = record_decisions(database, decisions, source=file.name)
+        typer.echo(f"{file}: {len(decisions)} decision(s) read, {result.recorded} recorded, "
+                   f"{result.unchanged} unchanged")
+
+    _guard(debug, go)
+
+
+@app.command()
+def export(
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the runs (must exist).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to (re)write the outputs in.")],
+    unmask: Annotated[bool, typer.Option(
+        "--unmask-personal-data", help="Write ID numbers and names unmasked. Only when you "
+                                       "must, on purpose.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Rewrite the outputs (lead list, workbook, report) from the database, without a run:
+    after review decisions, or to get a fresh workbook."""
+    _setup_logging(False)
+
+    def go() -> None:
+        from tracecode.exports import check_out
+        from tracecode.report import export_from_db
+
+        check_out(out)
+        with _open_existing(db) as database:
+            n = export_from_db(database, out, unmask=unmask)
+        typer.echo(f"{n} leads")
+        _echo_outputs(out)
+
+    _guard(debug, go)
+
+
+@app.command("sql")
+def sql_command(
+    query_text: Annotated[str | None, typer.Argument(
+        help="One SQL statement; none: an interactive prompt.", metavar="QUERY")] = None,
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the runs; its published "
+                                                  "snapshot is read when there is one.")] = Path(
+        "tracecode.duckdb"),
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="Run the statement in this file (see sql/investigations/).")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="NAME=VALUE for a $NAME in the query; repeat as needed.")] = None,
+    to: Annotated[Path | None, typer.Option(
+        "--to", help="Write the whole result to a .csv, .parquet or .xlsx file.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in the terminal.")] = 50,
+    unmask: Annotated[bool, typer.Option(
+        "--unmask-personal-data", help="Show ID numbers and names unmasked. Only when you "
+                                       "must, on purpose.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Query the database read-only (never blocking or breaking a run): a table in the
+    terminal, or the whole result to a file. ID numbers and names are masked.
+
+    Example: tracecode sql --db tracecode.duckdb --file sql/investigations/code_history.sql
+    --param code=81234560000000070001
+    """
+
+    def go() -> None:
+        from rich.console import Console
+
+        from tracecode import investigate as iv
+
+        if query_text and file:
+            raise TracecodeError("give a QUERY or --file, not both")
+        params = iv.parse_params(param or [])
+        console = Console()
+        with iv.open_for_reading(db) as database:
+            _reading(database)
+            if query_text is None and file is None:
+                iv.prompt_loop(database, params, console, unmask=unmask, max_rows=max_rows)
+                return
+            text = iv.read_query_file(file) if file else str(query_text)
+            frame = iv.query(database, text, params, source=str(file) if file else None)
+        frame = frame if unmask else iv.mask_frame(frame)
+        if to:
+            iv.write_result(frame, to)
+            typer.echo(f"{frame.height} rows -> {to}")
+        else:
+            console.print(iv.render_table(frame, max_rows=max_rows))
+
+    _guard(debug, go)
+
+
+@app.command()
+def show(
+    lead_id: Annotated[str, typer.Argument(help="The lead's id (lead_id column).",
+                                           metavar="LEAD_ID")],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the runs.")] = Path(
+        "tracecode.duckdb"),
+    max_rows: Annotated[int, typer.Option(help="Evidence rows shown.")] = 200,
+    unmask: Annotated[bool, typer.Option(
+        "--unmask-personal-data", help="Show ID numbers and names unmasked.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """A lead in full: what it says, its review history and its evidence."""
+
+    def go() -> None:
+        from rich.console import Console
+
+        from tracecode import investigate as iv
+
+        with iv.open_for_reading(db) as database:
+            _reading(database)
+            d = iv.lead_details(database, lead_id, unmask=unmask)
+        Console().print(*iv.render_lead(d, max_rows=max_rows))
+
+    _guard(debug, go)
+
+
+def _reading(database: Any) -> None:
+    """Say on stderr which file answers: the snapshot is as of the last run's end."""
+    from datetime import datetime
+
+    path = database.path
+    when = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    typer.secho(f"reading {path} (read-only, as of {when})", err=True, dim=True)
+
+
+def _open_existing(db: Path) -> Any:
+    """The database for writing decisions; a path that does not exist is an error, never a
+    new empty database."""
+    from tracecode.db import Database
+
+    if not db.is_file():
+        raise TracecodeError(f"no database at {db}: give the --db your runs write to")
+    return Database.open(db)
+
+
+def _echo_outputs(out: Path) -> None:
+    """The run's last lines: every output file, with its size."""
+    from tracecode.report import OUTPUT_NAMES
+
+    typer.echo(f"outputs in {out}:")
+    for name in OUTPUT_NAMES:
+        path = out / name
+        if path.is_dir():
+            typer.echo(f"  {name}/ ({sum(1 for _ in path.iterdir())} pages)")
+        elif path.exists():
+            typer.echo(f"  {name} ({path.stat().st_size:,} bytes)")
 
 
 def _parse_date(text: str) -> date:

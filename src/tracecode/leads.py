@@ -3,7 +3,7 @@
 Each rule's evidence (``rule_hits``) is aggregated in ``sql/leads/aggregate.sql``; the
 reason is the rule's own template (its ``reason_zh`` / ``reason_en`` header) filled with
 the lead's facts. ``lead_id`` is a hash of rule, subject type and subject, so the same
-finding keeps its id across runs and investigators' decisions (``lead_status``) stick.
+finding keeps its id across runs and investigators' decisions (``lead_reviews``) stick.
 """
 
 from __future__ import annotations

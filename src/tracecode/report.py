@@ -1,19 +1,30 @@
-"""What a run writes to its output folder: leads.csv / .parquet, quarantine.csv and
-run_summary.json (shared/contract.md). Every file is written whole or not at all."""
+"""What a run (or ``tracecode export``) writes to its output folder: leads.csv / .parquet,
+quarantine.csv and run_summary.json (shared/contract.md), and for investigators
+evidence.parquet, leads.xlsx (:mod:`tracecode.workbook`) and report.html with its
+report/ folder (:mod:`tracecode.html_report`).
+
+Every file is written whole or not at all (:mod:`tracecode.exports`); CSV cells cannot
+run as formulas (:mod:`tracecode.safe_cells`); ID numbers and names are masked, also in
+quarantine.csv's raw lines, unless ``unmask``.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
-from html import escape
+import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from tracecode import html_report, workbook
 from tracecode.db import Database, read_sql
+from tracecode.exports import atomic_dir, atomic_file, mask_raw_column, prepare_out
+from tracecode.review import STATUS_ZH
+from tracecode.safe_cells import neutralise_frame
+
+log = logging.getLogger(__name__)
 
 # The contract's columns first, then what investigators use besides.
 LEAD_COLUMNS = (
@@ -22,6 +33,9 @@ LEAD_COLUMNS = (
     "reason_en", "n_institutions", "severity", "status", "anomaly_score", "anomaly_reason",
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# what write_outputs writes into the output folder, in order
+OUTPUT_NAMES = ("leads.csv", "leads.parquet", "evidence.parquet", "leads.xlsx", "report",
+                "report.html", "quarantine.csv", "run_summary.json")
 
 
 def lead_frame(db: Database, *, include_dismissed: bool = False) -> pl.DataFrame:
@@ -36,123 +50,139 @@ def lead_frame(db: Database, *, include_dismissed: bool = False) -> pl.DataFrame
     )
 
 
-# Excel's sheet limit, less the header row
-EXCEL_ROWS = 1_048_575
-
-
 def write_outputs(
     db: Database, out: Path, summary: dict[str, Any], *, unmask: bool = False
-) -> None:
-    """The contract's files, plus ``evidence.parquet`` and ``leads.xlsx`` for investigators
-    (ID numbers and names masked unless ``unmask``)."""
-    out.mkdir(parents=True, exist_ok=True)
-    leads = lead_frame(db)
-    _atomic(out / "leads.csv", lambda p: leads.write_csv(
-        p, include_bom=True, datetime_format=TIME_FORMAT))
-    _atomic(out / "leads.parquet", lambda p: leads.write_parquet(p))
+) -> list[Path]:
+    """Write every output into ``out``; the paths written, in order."""
+    prepare_out(out, OUTPUT_NAMES)
+    data = gather(db, summary, unmask=unmask)
+    leads = data["leads"]
+    written = [
+        atomic_file(out / "leads.csv", lambda p: neutralise_frame(leads).write_csv(
+            p, include_bom=True, datetime_format=TIME_FORMAT)),
+        atomic_file(out / "leads.parquet", lambda p: leads.write_parquet(p)),
+        atomic_file(out / "evidence.parquet", lambda p: data["evidence"].write_parquet(p)),
+        atomic_file(out / "leads.xlsx", lambda p: workbook.write_workbook(
+            p, overview=overview_blocks(data), lead_sheet=data["lead_sheet"],
+            cases=data["cases"], evidence=data["evidence"], findings=data["findings"])),
+    ]
+    pages: dict[str, str] = {}
+
+    def fill(folder: Path) -> None:
+        pages["main"] = html_report.write_report(folder, data)
+
+    written.append(atomic_dir(out / "report", fill))
+    written.append(atomic_file(out / "report.html", lambda p: Path(p).write_text(
+        pages["main"], encoding="utf-8")))
+    written.append(atomic_file(out / "quarantine.csv", lambda p: neutralise_frame(
+        data["quarantine"]).write_csv(p, include_bom=True)))
+    written.append(atomic_file(out / "run_summary.json", lambda p: Path(p).write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n",
+        encoding="utf-8")))
+    return written
+
+
+def export_from_db(db: Database, out: Path, *, unmask: bool = False) -> int:
+    """``tracecode export``: the outputs rewritten from the database as it is now (the last
+    run's summary, with the lead counts of now); the number of leads written."""
+    rows = db.fetch_rows(
+        "last summary",
+        """select summary from runs where summary is not null
+           order by finished_at desc nulls last, started_at desc limit 1""")
+    summary: dict[str, Any] = json.loads(rows[0][0]) if rows else {}
+    by_category = dict(db.fetch_rows(
+        "leads by category",
+        """select category, count(*) from leads where status <> 'dismissed'
+           group by category order by category"""))
+    (dismissed,) = db.fetch_one(
+        "dismissed", "select count(*) from leads where status = 'dismissed'")
+    summary.update(leads=sum(by_category.values()), leads_by_category=by_category,
+                   leads_dismissed=int(dismissed),
+                   exported_at=datetime.now().isoformat(timespec="seconds"))
+    write_outputs(db, out, summary, unmask=unmask)
+    return int(summary["leads"])
+
+
+def gather(db: Database, summary: dict[str, Any], *, unmask: bool) -> dict[str, Any]:
+    """Everything the outputs show, read once."""
     evidence = db.fetch_polars("evidence export", read_sql("leads/evidence_export.sql"),
                                {"unmask": unmask}, source="leads/evidence_export.sql")
-    _atomic(out / "evidence.parquet", lambda p: evidence.write_parquet(p))
-    _atomic(out / "leads.xlsx", lambda p: _write_workbook(p, leads, evidence))
-    _atomic(out / "report.html", lambda p: Path(p).write_text(
-        render_html(leads, evidence, summary), encoding="utf-8"))
     quarantine = db.fetch_polars(
         "quarantine list",
         """select src_file as file, line_no as line, reason, raw, run_id
            from quarantine order by file, line""",
     )
-    _atomic(out / "quarantine.csv", lambda p: quarantine.write_csv(p, include_bom=True))
-    _atomic(out / "run_summary.json", lambda p: Path(p).write_text(
-        json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"))
-
-
-def _write_workbook(path: str, leads: pl.DataFrame, evidence: pl.DataFrame) -> None:
-    """Two sheets: 线索 (the leads, as in leads.csv) and 证据 (their records)."""
-    import xlsxwriter
-
-    with xlsxwriter.Workbook(path) as wb:
-        leads.write_excel(wb, worksheet="线索", autofit=True, freeze_panes=(1, 0),
-                          dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"})
-        shown = evidence.head(EXCEL_ROWS)
-        shown.write_excel(wb, worksheet="证据", freeze_panes=(1, 0),
-                          dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"})
-        if evidence.height > EXCEL_ROWS:
-            note = wb.add_worksheet("说明")
-            note.write(0, 0, f"证据共 {evidence.height} 行，超出 Excel 上限，"
-                             f"此处仅列前 {EXCEL_ROWS} 行；完整内容见 evidence.parquet。")
-
-
-# leads shown in the HTML report, and evidence rows under each
-HTML_LEADS = 500
-HTML_EVIDENCE = 50
-_EVIDENCE_COLUMNS = ("event_time", "fixmedins_code", "fixmedins_name", "infno", "code",
-                     "psn_no", "certno", "psn_name", "qty", "amount", "fixmedins_bchno")
-
-
-def render_html(leads: pl.DataFrame, evidence: pl.DataFrame, summary: dict[str, Any]) -> str:
-    """A self-contained page: counts by category, then the top leads, each with its
-    evidence behind a click. Personal data as masked in ``evidence``."""
-    by_lead: dict[str, list[dict[str, Any]]] = {}
-    for row in evidence.select("lead_id", *_EVIDENCE_COLUMNS).iter_rows(named=True):
-        rows = by_lead.setdefault(row["lead_id"], [])
-        if len(rows) < HTML_EVIDENCE:
-            rows.append(row)
-    counts = "".join(
-        f"<tr><td>{escape(c)}</td><td>{n}</td></tr>"
-        for c, n in summary.get("leads_by_category", {}).items()
+    if not unmask:
+        quarantine = mask_raw_column(quarantine)
+    reviews = db.fetch_polars(
+        "review trail",
+        """select lead_id, decided_at, status, decided_by, note, source
+           from lead_reviews order by lead_id, review_id""",
     )
-    head = "".join(f"<th>{c}</th>" for c in _EVIDENCE_COLUMNS)
-    items = []
-    for lead in leads.head(HTML_LEADS).iter_rows(named=True):
-        ev = by_lead.get(lead["lead_id"], [])
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(_cell(r[c]))}</td>" for c in _EVIDENCE_COLUMNS) + "</tr>"
-            for r in ev
-        )
-        more = lead["n_events"] - len(ev)
-        items.append(
-            f"<details><summary><b>{lead['score']:.1f}</b> {escape(lead['category_zh'])} · "
-            f"{escape(str(lead['subject_id']))} · {escape(lead['reason'])}</summary>"
-            f"<p class=en>{escape(lead['reason_en'])}</p>"
-            f"<p>lead_id <code>{lead['lead_id']}</code> · rule <code>{lead['rule_id']}</code>"
-            f" · {escape(lead['fixmedins_codes'] or '')}</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
-            + (f"<p>另有 {more} 条证据见 evidence.parquet</p>" if more > 0 else "")
-            + "</details>"
-        )
-    return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>疑点线索 tracecode</title>
-<style>
-body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; font-size: 90%; }}
-td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
-details {{ margin: .4em 0; }} summary {{ cursor: pointer; }} .en {{ color: #555; }}
-</style></head><body>
-<h1>疑点线索 Suspicious leads</h1>
-<p>运行 {escape(str(summary.get("run_id", "")))} · 共 {leads.height} 条线索（按优先级排序，
-显示前 {min(leads.height, HTML_LEADS)} 条）· 身份证号与姓名已脱敏</p>
-<table><tr><th>category</th><th>leads</th></tr>{counts}</table>
-<h2>线索 Leads</h2>
-{"".join(items)}
-</body></html>
-"""
+    return {
+        "summary": summary,
+        "unmask": unmask,
+        "exported_at": datetime.now().strftime(TIME_FORMAT),
+        "leads": lead_frame(db),
+        "lead_sheet": db.fetch_polars("lead sheet", read_sql("leads/lead_sheet.sql"),
+                                      source="leads/lead_sheet.sql"),
+        "cases": db.fetch_polars("institution cases", read_sql("leads/institution_cases.sql"),
+                                 source="leads/institution_cases.sql"),
+        "evidence": evidence,
+        "quarantine": quarantine,
+        "reviews": reviews,
+        "status_counts": dict(db.fetch_rows(
+            "status counts", "select status, count(*) from leads group by status order by 1")),
+        "n_reviews": db.fetch_one("review count", "select count(*) from lead_reviews")[0],
+        "findings": optional_findings(db),
+    }
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if hasattr(value, "strftime"):
-        return value.strftime(TIME_FORMAT)
-    return str(value)
+def optional_findings(db: Database) -> dict[str, pl.DataFrame]:
+    """The data-quality, compliance and ring findings, for those tables that exist."""
+    present = {r[0] for r in db.fetch_rows(
+        "finding tables",
+        """select table_name from duckdb_tables()
+           where schema_name = 'main' and database_name = current_database()""")}
+    found = {}
+    for table in workbook.OPTIONAL_SHEETS:
+        if table in present:
+            # the table name comes from our own constant, never from input
+            found[table] = db.fetch_polars(f"{table} export", f"select * from {table}")
+    return found
 
 
-def _atomic(target: Path, write: Callable[[str], object]) -> None:
-    """Write through a temp file in the same folder, then rename over the target."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def overview_blocks(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The 概览 sheet: the run, the headline when given, counts by category and city,
+    decisions so far."""
+    summary = data["summary"]
+    sheet: pl.DataFrame = data["lead_sheet"]
+    blocks: list[tuple[str, list[tuple[str, Any]]]] = [("运行", [
+        ("运行编号", str(summary.get("run_id", ""))),
+        ("开始时间", str(summary.get("started_at", ""))),
+        ("导出时间", data["exported_at"]),
+        ("读入行数 / 入库 / 隔离", (summary.get("lines_read", 0), summary.get("records_stored", 0),
+                             summary.get("lines_quarantined", 0))),
+        ("线索（不含已排除）", sheet.height),
+        ("涉及金额（元）", round(float(sheet["amount"].sum() or 0.0), 2)),
+        ("个人数据", "未脱敏（--unmask-personal-data）" if data["unmask"]
+         else "身份证号与姓名已脱敏"),
+    ])]
+    headline = summary.get("headline")
+    if headline:
+        blocks.insert(0, ("总体情况", [
+            (label, f"{headline[k]:.1%}" if k.endswith("_rate") else headline[k])
+            for k, label in workbook.HEADLINE_ZH.items() if headline.get(k) is not None
+        ]))
+    by_cat = sheet.group_by("category_zh").agg(pl.len(), pl.col("amount").sum()) \
+        .sort("len", "category_zh", descending=[True, False])
+    blocks.append(("按类别（线索数 / 金额）",
+                   [(c, (int(n), round(float(a), 2))) for c, n, a in by_cat.iter_rows()]))
+    by_city = sheet.group_by(pl.col("city").fill_null("未知")).agg(
+        pl.len(), pl.col("amount").sum()).sort("len", "city", descending=[True, False])
+    blocks.append(("按地市（线索数 / 金额）",
+                   [(c, (int(n), round(float(a), 2))) for c, n, a in by_city.iter_rows()]))
+    decisions = [(STATUS_ZH.get(s, s), int(n)) for s, n in data["status_counts"].items()]
+    decisions.append(("核查记录条数", int(data["n_reviews"])))
+    blocks.append(("核查进度", decisions))
+    return blocks
