@@ -47,8 +47,8 @@ from tracecode.db import Database
 from tracecode.explain import drivers, explain
 from tracecode.features import FeatureMatrix, SubjectType, compute_features
 from tracecode.forest import MODEL_VERSION, AnomalyModel, ModelError
-from tracecode.settings import ModelSettings, Settings
 from tracecode.review import apply_reviews
+from tracecode.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
