@@ -173,9 +173,11 @@ def test_findings_of_other_stages_get_their_own_sheets(hostile_run: Path, tmp_pa
             '=1+1' as fixmedins_name, 'late_upload' as pattern, '迟报' as pattern_zh,
             12 as n_records, 0.25 as share, 'x' as examples, '上传晚于销售' as reason,
             'late' as reason_en, now()::timestamp as first_time, now()::timestamp as last_time""")
-        db.execute("rings", """create table rings as select 'G1' as ring_id, 3 as n_institutions,
-            5 as n_persons, 9 as n_codes, 1234.5 as amount, 80.0 as score, 'a;b' as members,
-            '团伙' as reason, 'ring' as reason_en""")
+        # the model's schema keeps the table (empty until rings are found)
+        db.execute("rings", """insert into rings by name select 'G1' as ring_id,
+            3 as n_institutions, 5 as n_persons, 9 as n_codes, 1234.5 as amount,
+            80.0 as score, 'a;b' as members, '团伙' as reason, 'ring' as reason_en,
+            'L1;L2' as lead_ids""")
         report.write_outputs(db, tmp_path / "o", {"run_id": "R", "headline": HEADLINE})
     wb = openpyxl.load_workbook(tmp_path / "o" / "leads.xlsx")
     # the headline comes first
