@@ -27,7 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
@@ -110,9 +110,8 @@ def backfill(
     """The day folders from ``first`` to ``last`` (inclusive), one daily run each, oldest
     first. Days already ingested ingest nothing; the last run's outputs cover them all."""
     days = landing_days(Path(landing), parse_day(first, "first"), parse_day(last, "last"))
-    logging.getLogger("tracecode.flows").info(
-        "backfill %s..%s: %d day folder(s) %s", first, last, len(days),
-        ", ".join(d.isoformat() for d in days))
+    get_run_logger().info("backfill %s..%s: %d day folder(s) %s", first, last, len(days),
+                          ", ".join(d.isoformat() for d in days))
     return [
         daily(landing, db, out, settings=settings, encoding=encoding, full=full,
               unmask_personal_data=unmask_personal_data, wait_seconds=wait_seconds, day=d)

@@ -296,8 +296,8 @@ def _open_failure(target: str, path: Path | None, read_only: bool, e: Exception)
     snapshot = snapshot_path(path)
     if path == snapshot:
         return text + " The snapshot is being replaced or is held by a writer; try again."
-    hint = (f" Investigators should query the read-only snapshot {snapshot} (`tracecode sql`),"
-            " which every run publishes when it finishes."
+    hint = (f" Investigators should query the read-only snapshot {snapshot}, which every run"
+            " publishes when it finishes."
             if snapshot.exists() else
             " No run has published a read-only snapshot yet; it appears as "
             f"{snapshot.name} when the next run finishes.")

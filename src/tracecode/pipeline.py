@@ -28,7 +28,7 @@ from typing import Any
 
 from tracecode import anomaly, ingest, inputs, leads, reference, report, rules, runs
 from tracecode.db import Database, publish_snapshot
-from tracecode.errors import InputError
+from tracecode.errors import DatabaseError, InputError
 from tracecode.runlock import RunLock
 from tracecode.settings import Settings
 
@@ -103,6 +103,7 @@ class ScreenResult:
     rules_on_touched: int           # rules that screened only the touched subjects
     touched_codes: int              # codes whose kept inputs were recomputed (0 if rebuilt)
     seconds: dict[str, float]       # inputs, rules, leads, model, commit
+    skipped: bool = False           # nothing new since the last screen: leads as they were
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -252,6 +253,15 @@ def _ingest(ctx: RunContext) -> None:
 
 
 def _screen(ctx: RunContext) -> None:
+    if (ctx.options.incremental and runs.nothing_new(ctx.db, ctx.run_id)
+            and inputs.is_current(ctx.db)):
+        # a re-run of a finished day: the same data, rules and model give the same leads
+        ctx.db.execute("mark screened",
+                       "update runs set screened_at = now() where run_id = $run_id",
+                       {"run_id": ctx.run_id})
+        log.info("screen: nothing new since the last screen; leads as they were")
+        ctx.screen = ScreenResult([], False, 0, 0, {}, skipped=True)
+        return
     ctx.screen = screen_stage(ctx.db, ctx.options.settings, ctx.run_id,
                               incremental=ctx.options.incremental)
 
@@ -300,8 +310,9 @@ def open_run(
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder for the outputs")
     run_id = new_run_id()
+    deadline = time.monotonic() + options.wait_seconds
     with RunLock.acquire(db_path, run_id, wait_seconds=options.wait_seconds), \
-            Database.open(db_path) as db:
+            _open_waiting(db_path, deadline) as db:
         rule_list = rules.load_rules(settings=options.settings)
         started = runs.start(db, run_id, landing, options.settings, rule_list,
                              options.flow_run_id)
@@ -315,6 +326,18 @@ def open_run(
             except Exception:  # the database itself may be what failed
                 log.exception("could not record the failure of run %s", run_id)
             raise
+
+
+def _open_waiting(db_path: Path, deadline: float) -> Database:
+    """Open for the run; while another process (a reader of the live file) has it open,
+    try again until ``deadline``."""
+    while True:
+        try:
+            return Database.open(db_path)
+        except DatabaseError as e:
+            if "lock" not in str(e).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def start_run(db: Database | Path, landing: Path) -> tuple[str, str]:

@@ -81,6 +81,32 @@ def unreported(db: Database, run_id: str) -> tuple[list[str], list[FileStats]]:
     return runs, files
 
 
+def nothing_new(db: Database, run_id: str) -> bool:
+    """True when a screen would find what the last one did: this run brought no message
+    or reference file, every earlier run was screened, and the last successful run ran
+    the same rules, settings and model version."""
+    (same,) = db.fetch_one(
+        "nothing new since the last screen",
+        """with this as (select * from runs where run_id = $run_id),
+           last as (
+               select * from runs
+               where outcome = 'succeeded' and screened_at is not null
+               order by started_at desc limit 1
+           )
+           select
+               not exists (select 1 from ingested_files where run_id = $run_id)
+               and not exists (select 1 from reference_files where run_id = $run_id)
+               and not exists (select 1 from runs
+                               where screened_at is null and run_id <> $run_id)
+               and exists (select 1 from this join last
+                           on this.rules_version = last.rules_version
+                          and this.model_version = last.model_version
+                          and this.settings::varchar = last.settings::varchar)""",
+        {"run_id": run_id},
+    )
+    return bool(same)
+
+
 def finish(db: Database, run_id: str, summary: dict[str, Any]) -> None:
     """``succeeded``, with the counts; the unfinished runs it counted are reported by it."""
     db.execute(
