@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+import duckdb
 import pytest
 from nightly_world import DAYS, state, three_days
 
@@ -113,3 +114,29 @@ def test_two_writers_at_once_both_finish_and_leave_the_state_of_one_run(
     done = [w.communicate(timeout=180) for w in writers]
     assert [w.returncode for w in writers] == [0, 0], done
     assert state(db) == state(clean)
+
+
+def test_the_snapshot_is_replaced_whole_while_a_reader_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracecode import db as tdb
+
+    world = three_days(tmp_path / "landing")
+    db = tmp_path / "db.duckdb"
+    pipeline.run(world.root, db, tmp_path / "out", select=only_day(parse_day(DAYS[0])))
+    reader = duckdb.connect(str(snapshot_path(db)), read_only=True)
+    copy = tdb.shutil.copyfile
+
+    def copy_elsewhere(src: Path, dst: Path) -> None:
+        # while the new copy is written, the published snapshot is the old one, whole
+        assert Path(dst) != snapshot_path(db)
+        check = duckdb.connect(str(snapshot_path(db)), read_only=True)
+        assert check.execute("select count(*) from runs").fetchone() == (1,)
+        check.close()
+        copy(src, dst)
+
+    monkeypatch.setattr(tdb.shutil, "copyfile", copy_elsewhere)
+    pipeline.run(world.root, db, tmp_path / "out", select=only_day(parse_day(DAYS[1])))
+    assert reader.execute("select count(*) from runs").fetchone() == (1,)
+    reader.close()
+    assert state(snapshot_path(db)) == state(db)
