@@ -16,8 +16,8 @@ Serve ``daily`` on its cron (02:00) against a Prefect server (``PREFECT_API_URL`
 or deploy it to a work pool with ``prefect deploy`` (see prefect.yaml and the README).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Prefect builds the parameter model from the
+# annotations, and a served run cannot resolve them as strings (`date` not defined).
 import argparse
 import json
 import logging

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 from uuid import UUID
 
@@ -135,6 +136,10 @@ def test_the_deployment_carries_the_cron_and_the_readme_cli_calls_answer(
     from nightly import CRON, daily
     from prefect.settings import PREFECT_API_URL
 
+    # what the engine does with a deployment's parameters before a scheduled run
+    params = daily.validate_parameters({"landing": "/l", "db": "/d.duckdb", "out": "/o",
+                                        "day": "2025-11-02", "wait_seconds": 60})
+    assert params["day"] == date(2025, 11, 2) and params["landing"] == Path("/l")
     deployment = daily.to_deployment(name="tracecode-daily", cron=CRON)
     assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * *"]
     declared = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
