@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean audit
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_screen.py
+
+# known vulnerabilities with a fix in the locked dependencies fail it (.ci/audit.py)
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py $(VENV)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests flows bench

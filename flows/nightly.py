@@ -1,91 +1,238 @@
-"""The nightly batch as a Prefect flow: each stage of tracecode.pipeline is a task.
+"""tracecode as Prefect flows a scheduler can own: ``daily`` and ``backfill``.
 
-Serve it on a schedule (02:00 every night) with::
+Both are thin over :mod:`tracecode.pipeline`: each stage of ``pipeline.STAGES`` (ingest,
+screen, export, publish) runs as a task, under the same run lock as ``tracecode run``.
 
-    python flows/nightly.py /data/landing /data/tracecode.duckdb /data/out
+- ``daily``: what landed since the last run (or one day's folder, ``day``), screened,
+  exported, and the read-only snapshot published. A re-run of a finished day ingests
+  nothing and leaves the leads as they are.
+- ``backfill``: the day folders ``LANDING/messages/YYYY-MM-DD/`` from ``first`` to
+  ``last``, one ``daily`` run each, in date order.
 
-or run it once from Python: ``nightly(landing, db, out)``.
+Serve ``daily`` on its cron (02:00) against a Prefect server (``PREFECT_API_URL``)::
+
+    python flows/nightly.py LANDING DB OUT --settings tracecode.toml
+
+or deploy it to a work pool with ``prefect deploy`` (see prefect.yaml and the README).
 """
 
-from __future__ import annotations
-
-import os
-import sys
-import time
+# No `from __future__ import annotations`: Prefect builds the parameter model from the
+# annotations, and a served run cannot resolve them as strings (`date` not defined).
+import argparse
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-# tracecode's own log lines (counts per stage) go to the Prefect run logs too
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tracecode")
-
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.logging.handlers import APILogHandler
+from prefect.runtime import flow_run
 
 from tracecode import pipeline
+from tracecode.categories import CATEGORIES
+from tracecode.days import landing_days, only_day, parse_day
 from tracecode.settings import load_settings
 
-# Ingest is idempotent (files are registered in the same transaction as their records),
-# so a retry after a transient failure (disk, lock held by a reader) is safe.
-RETRIES = dict(retries=2, retry_delay_seconds=30)
+CRON = "0 2 * * *"
+TOP_LEADS = 20
 
 
-@task(name="start run", **RETRIES)
-def start(db: Path, landing: Path) -> tuple[str, str]:
-    return pipeline.start_run(db, landing)
+def _io_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a stage only after an I/O error (disk, network share): every stage commits
+    whole or not at all, so running it again is safe. A bad input or a bug is not retried."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, OSError)
 
 
-@task(name="ingest", **RETRIES)
-def ingest(db: Path, landing: Path, run_id: str, encoding: str | None) -> Any:
-    return pipeline.ingest_stage(db, landing, run_id, encoding=encoding)
+def _stage_task(stage: pipeline.Stage) -> Any:
+    def run(ctx: pipeline.RunContext) -> None:
+        pipeline.run_stage(ctx, stage)
+
+    return task(name=stage.name, retries=2, retry_delay_seconds=10,
+                retry_condition_fn=_io_error, cache_policy=NO_CACHE, persist_result=False)(run)
 
 
-@task(name="rules and leads", **RETRIES)
-def screen(db: Path, settings_path: Path | None, run_id: str) -> Any:
-    return pipeline.screen_stage(db, load_settings(settings_path), run_id)
+# one task per stage of the pipeline's one list
+STAGE_TASKS = [_stage_task(stage) for stage in pipeline.STAGES]
 
 
-@task(name="write outputs", **RETRIES)
-def export(db: Path, out: Path, summary: pipeline.RunSummary) -> None:
-    pipeline.export_stage(db, out, summary)
-
-
-@flow(name="tracecode-nightly")
-def nightly(
-    landing: Path, db: Path, out: Path, settings: Path | None = None,
+@flow(name="tracecode-daily", log_prints=False)
+def daily(
+    landing: Path,
+    db: Path,
+    out: Path,
+    settings: Path | None = None,
     encoding: str | None = None,
+    full: bool = False,
+    unmask_personal_data: bool = False,
+    wait_seconds: float = 0.0,
+    day: date | None = None,
 ) -> dict[str, Any]:
-    """Ingest what is new, screen the whole history, write the lead list."""
-    began = time.perf_counter()
-    if not Path(landing).is_dir():
-        raise FileNotFoundError(f"landing directory {landing} does not exist")
-    run_id, started_at = start(db, landing)
-    refs, result = ingest(db, landing, run_id, encoding)
-    screened = screen(db, settings, run_id)
-    summary = pipeline.summarize(db, run_id, landing, started_at,
-                                 time.perf_counter() - began, refs, result, screened)
-    export(db, out, summary)
-    create_markdown_artifact(key="tracecode-leads", markdown=_lead_summary(summary, out),
-                             description="Leads of the nightly tracecode run")
-    return summary.to_dict()
+    """One run: ingest what is new under ``landing`` (only ``day``'s folder if given),
+    screen the whole history, write ``out``, publish the snapshot. The parameters are
+    ``tracecode run``'s (``settings`` is the TOML file; ``wait_seconds`` is ``--wait``)."""
+    options = pipeline.RunOptions(
+        load_settings(settings), encoding=encoding, incremental=not full,
+        unmask=unmask_personal_data, wait_seconds=wait_seconds,
+        select=None if day is None else only_day(parse_day(day)),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
+    with _logs_to_prefect(), pipeline.open_run(landing, db, out, options) as ctx:
+        for stage_task in STAGE_TASKS:
+            stage_task(ctx)
+        assert ctx.summary is not None
+        _artifacts(ctx)
+    return ctx.summary.to_dict()
 
 
-def _lead_summary(summary: pipeline.RunSummary, out: Path) -> str:
-    rows = "\n".join(f"| {c} | {n} |" for c, n in summary.leads_by_category.items())
-    return (
-        f"## tracecode run {summary.run_id}\n\n"
-        f"{summary.lines_read} lines read: {summary.records_stored} stored, "
-        f"{summary.records_replaced} replaced, {summary.lines_quarantined} quarantined.\n\n"
-        f"**{summary.leads} leads** in `{Path(out) / 'leads.csv'}`\n\n"
-        f"| category | leads |\n|---|---|\n{rows}\n"
+@flow(name="tracecode-backfill")
+def backfill(
+    landing: Path,
+    db: Path,
+    out: Path,
+    first: date,
+    last: date,
+    settings: Path | None = None,
+    encoding: str | None = None,
+    full: bool = False,
+    unmask_personal_data: bool = False,
+    wait_seconds: float = 0.0,
+) -> list[dict[str, Any]]:
+    """The day folders from ``first`` to ``last`` (inclusive), one daily run each, oldest
+    first. Days already ingested ingest nothing; the last run's outputs cover them all."""
+    days = landing_days(Path(landing), parse_day(first, "first"), parse_day(last, "last"))
+    get_run_logger().info("backfill %s..%s: %d day folder(s) %s", first, last, len(days),
+                          ", ".join(d.isoformat() for d in days))
+    return [
+        daily(landing, db, out, settings=settings, encoding=encoding, full=full,
+              unmask_personal_data=unmask_personal_data, wait_seconds=wait_seconds, day=d)
+        for d in days
+    ]
+
+
+@contextmanager
+def _logs_to_prefect() -> Iterator[None]:
+    """tracecode's own log lines (one INFO line per stage) into this flow run's logs.
+
+    ``PREFECT_LOGGING_EXTRA_LOGGERS`` only works when set before Prefect configures
+    logging, which a worker or the test harness has done before this module loads; a
+    handler attached for the duration of the run works however the flow was started.
+    """
+    logger = logging.getLogger("tracecode")
+    if any(isinstance(h, APILogHandler) for h in logger.handlers):
+        yield
+        return
+    handler = APILogHandler()
+    handler.setLevel(logging.INFO)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+# -- what a run shows in the Prefect UI ---------------------------------------------------
+
+
+def _artifacts(ctx: pipeline.RunContext) -> None:
+    summary = ctx.summary
+    assert summary is not None
+    create_markdown_artifact(key="tracecode-summary", markdown=summary_markdown(summary),
+                             description=f"tracecode run {summary.run_id}")
+    create_table_artifact(key="tracecode-top-leads", table=_top_leads(ctx),
+                          description=f"The {TOP_LEADS} highest-scored open leads (masked)")
+    report = Path(ctx.out).resolve() / "report.html"
+    create_link_artifact(key="tracecode-report", link=report.as_uri(),
+                         link_text=f"report.html of run {summary.run_id}",
+                         description=f"Lead report ({summary.leads} leads)")
+
+
+def summary_markdown(summary: pipeline.RunSummary) -> str:
+    """The run in a few lines: what was read, what became of it, the leads by category."""
+    lines = [
+        f"## tracecode run `{summary.run_id}`",
+        "",
+        f"{summary.files_ingested} new file(s), {summary.lines_read} lines read: "
+        f"**{summary.records_stored} stored**, {summary.records_replaced} replaced, "
+        f"{summary.lines_quarantined} quarantined; {summary.records_retracted} records "
+        f"retracted; {summary.files_skipped} file(s) already in.",
+    ]
+    if summary.recovered_runs:
+        lines += ["", "Counts include what unfinished run(s) ingested: "
+                  + ", ".join(f"`{r}`" for r in summary.recovered_runs)]
+    lines += ["", f"### {summary.leads} leads 线索", "", "| 类别 | category | leads |",
+              "|---|---|--:|"]
+    for category, n in summary.leads_by_category.items():
+        label = CATEGORIES.get(category)
+        lines.append(f"| {label.zh if label else ''} | {label.en if label else category} "
+                     f"(`{category}`) | {n} |")
+    findings = {k: v for k, v in summary.to_dict().items()
+                if k in ("quality", "data_quality", "compliance") and v}
+    for key, value in findings.items():
+        lines += ["", f"### Data quality ({key})", "", "```", _short(value), "```"]
+    lines += ["", "### Timings (s)", "",
+              ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds_by_stage.items())
+              + f"; total {summary.seconds:.1f}"]
+    if summary.screen.get("seconds"):
+        lines.append("screen: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in summary.screen["seconds"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: Any, limit: int = 2000) -> str:
+    text = json.dumps(value, ensure_ascii=False, indent=1, default=str)
+    return text if len(text) <= limit else text[:limit] + "\n..."
+
+
+def _top_leads(ctx: pipeline.RunContext) -> list[dict[str, Any]]:
+    """The top open leads; person numbers masked like ID numbers (Prefect's database is
+    not the investigators')."""
+    rows = ctx.db.fetch_rows(
+        "top leads for prefect",
+        """select lead_id, score, category_zh, subject_type,
+                  case when subject_type = 'person' then mask_certno(subject_id)
+                       else subject_id end,
+                  fixmedins_codes, round(amount, 2), reason
+           from leads where status <> 'dismissed'
+           order by score desc, lead_id limit $n""",
+        {"n": TOP_LEADS},
+    )
+    keys = ("lead_id", "score", "类别", "subject_type", "subject", "institutions",
+            "amount", "reason")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Serve the daily flow on its cron against the Prefect server of "
+                    "PREFECT_API_URL (start one with `prefect server start`).")
+    parser.add_argument("landing", type=Path)
+    parser.add_argument("db", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--settings", type=Path)
+    parser.add_argument("--cron", default=CRON)
+    args = parser.parse_args()
+    daily.serve(
+        name="tracecode-daily",
+        cron=args.cron,
+        parameters={"landing": str(args.landing.resolve()), "db": str(args.db.resolve()),
+                    "out": str(args.out.resolve()),
+                    "settings": str(args.settings.resolve()) if args.settings else None},
     )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: python flows/nightly.py LANDING DB OUT")
-    landing_dir, db_path, out_dir = (Path(a).resolve() for a in sys.argv[1:])
-    nightly.serve(
-        name="tracecode-nightly",
-        cron="0 2 * * *",
-        parameters={"landing": landing_dir, "db": db_path, "out": out_dir},
-    )
+    main()

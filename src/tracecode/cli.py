@@ -87,6 +87,10 @@ def run(
     unmask: Annotated[bool, typer.Option(
         "--unmask-personal-data", help="Write ID numbers and names unmasked in the evidence "
                                        "exports. Only when you must, on purpose.")] = False,
+    wait: Annotated[float, typer.Option(
+        "--wait", metavar="SECONDS",
+        help="When another run holds the database, wait up to this long for it to finish "
+             "(default: refuse at once, naming the run that holds it).")] = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every query.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -107,7 +111,8 @@ def run(
         check_out(out)
         with run_progress():
             summary = pipeline.run(landing, db, out, load_settings(settings),
-                                   encoding=encoding, incremental=not full, unmask=unmask)
+                                   encoding=encoding, incremental=not full, unmask=unmask,
+                                   wait_seconds=wait)
         typer.echo(
             f"{summary.lines_read} lines read: {summary.records_stored} stored, "
             f"{summary.records_replaced} replaced, {summary.lines_quarantined} quarantined; "
@@ -117,6 +122,9 @@ def run(
         for category, n in summary.leads_by_category.items():
             typer.echo(f"  {category:<22} {n}")
         _echo_outputs(out)
+        from tracecode.db import snapshot_path
+
+        typer.echo(f"read-only snapshot for investigators -> {snapshot_path(db)}")
 
     _guard(debug, go)
 

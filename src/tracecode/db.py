@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -86,11 +88,7 @@ class Database:
         try:
             con = duckdb.connect(target, read_only=read_only, config=config)
         except duckdb.Error as e:
-            raise DatabaseError(
-                f"cannot open database {target}: {e}. If another tracecode run or a "
-                "DuckDB client holds it for writing, wait for it to finish or query "
-                "the published read-only copy instead."
-            ) from e
+            raise DatabaseError(_open_failure(target, path, read_only, e)) from e
         db = cls(con, None if path is None else Path(path))
         if not read_only:
             db.apply_schema()
@@ -260,3 +258,50 @@ def snapshot_path(db_path: Path) -> Path:
     run when it finishes (``tracecode.duckdb`` -> ``tracecode.snapshot.duckdb``)."""
     db_path = Path(db_path)
     return db_path.with_name(db_path.stem + ".snapshot" + db_path.suffix)
+
+
+def publish_snapshot(db: Database) -> Path:
+    """Publish a consistent read-only copy of ``db`` at :func:`snapshot_path`.
+
+    The caller holds the run lock and has committed: a checkpoint writes everything into
+    the file, the copy goes to a temp name beside the target and is renamed over it, so a
+    reader sees the previous snapshot or the new one whole. A reader that has the old one
+    open keeps reading it: readers and the batch never wait on each other.
+    """
+    if db.path is None:
+        raise DatabaseError("an in-memory database has no snapshot")
+    target = snapshot_path(db.path)
+    for left in target.parent.glob(f".{target.name}.*.tmp"):
+        left.unlink()  # a copy a killed run left (the lock says no other run is copying)
+    db.execute("checkpoint before snapshot", "force checkpoint")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(db.path, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("snapshot: published %s (%.1f MB)", target, target.stat().st_size / 1e6)
+    return target
+
+
+def _open_failure(target: str, path: Path | None, read_only: bool, e: Exception) -> str:
+    """Why a file could not be opened, and what to do: only naming a snapshot that exists."""
+    text = f"cannot open database {target}: {e}."
+    if path is None or "lock" not in str(e).lower():
+        return text
+    snapshot = snapshot_path(path)
+    if path == snapshot:
+        return text + " The snapshot is being replaced or is held by a writer; try again."
+    hint = (f" Investigators should query the read-only snapshot {snapshot}, which every run"
+            " publishes when it finishes."
+            if snapshot.exists() else
+            " No run has published a read-only snapshot yet; it appears as "
+            f"{snapshot.name} when the next run finishes.")
+    who = ("a tracecode run or another DuckDB client holds it for writing"
+           if read_only else "another process has it open (a run, or a reader of the live "
+           "file)")
+    return f"{text} {who[0].upper()}{who[1:]}: wait for it to finish.{hint}"

@@ -23,3 +23,7 @@ class RuleError(TracecodeError):
 
 class DatabaseError(TracecodeError):
     """A query failed or the database file cannot be opened."""
+
+
+class RunLockedError(DatabaseError):
+    """Another run holds the database's run lock."""

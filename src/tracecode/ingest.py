@@ -22,7 +22,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,11 +129,14 @@ def discover_message_files(landing: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def plan_message_files(db: Database, landing: Path) -> tuple[list[_PlannedFile], int]:
+def plan_message_files(
+    db: Database, landing: Path, select: Callable[[str], bool] | None = None
+) -> tuple[list[_PlannedFile], int]:
     """Which files are new; raise if an ingested file has changed since.
 
     A file whose size and mtime are as registered is taken as unchanged without reading
-    it; otherwise its SHA-256 decides (a touched but identical file is fine).
+    it; otherwise its SHA-256 decides (a touched but identical file is fine). ``select``
+    keeps only the paths (relative to ``LANDING/messages``) it says yes to.
     """
     known = {
         row[0]: row[1:]
@@ -145,6 +148,8 @@ def plan_message_files(db: Database, landing: Path) -> tuple[list[_PlannedFile],
     changed: list[str] = []
     skipped = 0
     for rel, path in discover_message_files(landing):
+        if select is not None and not select(rel):
+            continue
         st = path.stat()
         if rel not in known:
             new.append(_PlannedFile(rel, path, st.st_size, st.st_mtime_ns))
@@ -173,10 +178,12 @@ def ingest_messages(
     block_bytes: int = BLOCK_BYTES,
     group_bytes: int = GROUP_BYTES,
     settings: IngestSettings | None = None,
+    select: Callable[[str], bool] | None = None,
 ) -> IngestResult:
-    """Ingest every message file under ``LANDING/messages`` not ingested before."""
+    """Ingest every message file under ``LANDING/messages`` not ingested before (of those
+    ``select`` keeps, e.g. one day's folder)."""
     started = time.perf_counter()
-    new, skipped = plan_message_files(db, landing)
+    new, skipped = plan_message_files(db, landing, select)
     groups: list[_Group] = []
     for planned in new:
         if not groups or groups[-1].size >= group_bytes:

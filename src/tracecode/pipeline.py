@@ -1,5 +1,13 @@
 """The whole batch, stage by stage: the one place the CLI and the Prefect flows call.
 
+A run holds the database's run lock (:mod:`tracecode.runlock`) and one open connection
+from start to end, runs the stages of :data:`STAGES` in order, and publishes the
+read-only snapshot investigators query (:func:`tracecode.db.publish_snapshot`)::
+
+    with open_run(landing, db_path, out, RunOptions(settings)) as ctx:
+        for stage in STAGES:
+            run_stage(ctx, stage)
+
 >>> summary = run(Path("sample_data"), Path("out/tracecode.duckdb"), Path("out"))  # doctest: +SKIP
 >>> summary.leads_by_category                                                       # doctest: +SKIP
 {'dup_same_institution': 3, ...}
@@ -11,14 +19,17 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, inputs, leads, reference, report, rings, rules
-from tracecode.db import Database
-from tracecode.errors import InputError
+from tracecode import anomaly, ingest, inputs, leads, reference, report, rings, rules, runs
+from tracecode.db import Database, publish_snapshot
+from tracecode.errors import DatabaseError, InputError
+from tracecode.runlock import RunLock
 from tracecode.settings import IngestSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +63,10 @@ class RunSummary:
     # records kept beside another under a reused key; records stored from batch lines
     key_collisions: int = 0
     batch_records: int = 0
+    # earlier runs that did not finish, whose ingest this summary counts too
+    recovered_runs: list[str] = field(default_factory=list)
+    seconds_by_stage: dict[str, float] = field(default_factory=dict)
+    flow_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,14 +77,26 @@ def new_run_id() -> str:
 
 
 def ingest_stage(
-    db_path: Path, landing: Path, run_id: str, *, encoding: str | None = None,
+    db: Database | Path, landing: Path, run_id: str, *, encoding: str | None = None,
+    select: Callable[[str], bool] | None = None,
     ingest_settings: IngestSettings | None = None,
 ) -> tuple[list[reference.ReferenceResult], ingest.IngestResult]:
-    """Reference files, then new message files."""
-    with Database.open(db_path) as db:
-        refs = reference.load_reference(db, landing, run_id, encoding=encoding)
-        result = ingest.ingest_messages(db, landing, run_id, settings=ingest_settings)
+    """Reference files, then new message files (those ``select`` keeps, if given)."""
+    with _opened(db) as con:
+        refs = reference.load_reference(con, landing, run_id, encoding=encoding)
+        result = ingest.ingest_messages(con, landing, run_id, select=select,
+                                        settings=ingest_settings)
     return refs, result
+
+
+@contextmanager
+def _opened(db: Database | Path) -> Iterator[Database]:
+    """The run's connection as it is, or a path opened for this call alone (benchmarks)."""
+    if isinstance(db, Database):
+        yield db
+        return
+    with Database.open(db) as con:
+        yield con
 
 
 @dataclass(frozen=True)
@@ -81,6 +108,7 @@ class ScreenResult:
     rules_on_touched: int           # rules that screened only the touched subjects
     touched_codes: int              # codes whose kept inputs were recomputed (0 if rebuilt)
     seconds: dict[str, float]       # inputs, rules, leads, model, commit
+    skipped: bool = False           # nothing new since the last screen: leads as they were
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,7 +117,7 @@ class ScreenResult:
 
 
 def screen_stage(
-    db_path: Path, settings: Settings, run_id: str, *, incremental: bool = True
+    db_path: Database | Path, settings: Settings, run_id: str, *, incremental: bool = True
 ) -> ScreenResult:
     """Every rule, then the lead list, then the model, in one transaction.
 
@@ -100,7 +128,8 @@ def screen_stage(
     full rebuild.
     """
     rule_list = rules.load_rules(settings=settings)
-    models = Path(db_path).parent / "models"
+    where = db_path.path if isinstance(db_path, Database) else Path(db_path)
+    models = Path(where or ".").parent / "models"
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -110,7 +139,7 @@ def screen_stage(
         seconds[step] = round(now - clock, 3)
         clock = now
 
-    with Database.open(db_path) as db, db.transaction():
+    with _opened(db_path) as db, db.transaction():
         # a full rebuild recomputes the kept inputs too; so does a change of the views
         # that define them, which changes what every rule sees
         rebuild = not incremental or not inputs.is_current(db)
@@ -180,85 +209,219 @@ def full_rules(db: Database, rule_list: list[rules.Rule], settings: Settings) ->
     return full
 
 
-def export_stage(db_path: Path, out: Path, summary: RunSummary, *, unmask: bool = False) -> None:
-    with Database.open(db_path) as db:
-        report.write_outputs(db, out, summary.to_dict(), unmask=unmask)
-        db.execute(
-            "finish run",
-            "update runs set finished_at = now(), summary = $summary where run_id = $run_id",
-            {"summary": json.dumps(summary.to_dict(), default=str), "run_id": summary.run_id},
-        )
+# -- one run: options, the context the stages share, the stages ----------------------------
 
 
-def start_run(db_path: Path, landing: Path) -> tuple[str, str]:
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``tracecode run`` and the flows take besides the three paths."""
+
+    settings: Settings = field(default_factory=Settings)
+    encoding: str | None = None           # of the reference CSVs; detected when None
+    incremental: bool = True              # False: screen the whole history (--full)
+    unmask: bool = False                  # ID numbers and names unmasked in the exports
+    wait_seconds: float = 0.0             # for a run holding the lock; 0 refuses at once
+    select: Callable[[str], bool] | None = None  # message files to ingest (a backfill's day)
+    flow_run_id: str | None = None        # Prefect's, recorded with the run
+
+
+@dataclass
+class RunContext:
+    """A run in progress: what its stages share. Each stage fills in its part."""
+
+    db: Database
+    landing: Path
+    out: Path
+    options: RunOptions
+    run_id: str
+    started_at: str
+    began: float = field(default_factory=time.perf_counter)
+    refs: list[reference.ReferenceResult] = field(default_factory=list)
+    ingested: ingest.IngestResult = field(default_factory=ingest.IngestResult)
+    screen: ScreenResult | None = None
+    summary: RunSummary | None = None
+    snapshot: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of the run. Each commits whole or not at all, so after an I/O error it may
+    simply run again (the flows retry it)."""
+
+    name: str
+    run: Callable[[RunContext], None]
+
+
+def _ingest(ctx: RunContext) -> None:
+    ctx.refs, ctx.ingested = ingest_stage(ctx.db, ctx.landing, ctx.run_id,
+                                          encoding=ctx.options.encoding,
+                                          select=ctx.options.select,
+                                          ingest_settings=ctx.options.settings.ingest)
+
+
+def _screen(ctx: RunContext) -> None:
+    if (ctx.options.incremental and runs.nothing_new(ctx.db, ctx.run_id)
+            and inputs.is_current(ctx.db)):
+        # a re-run of a finished day: the same data, rules and model give the same leads
+        ctx.db.execute("mark screened",
+                       "update runs set screened_at = now() where run_id = $run_id",
+                       {"run_id": ctx.run_id})
+        log.info("screen: nothing new since the last screen; leads as they were")
+        ctx.screen = ScreenResult([], False, 0, 0, {}, skipped=True)
+        return
+    ctx.screen = screen_stage(ctx.db, ctx.options.settings, ctx.run_id,
+                              incremental=ctx.options.incremental)
+
+
+def _export(ctx: RunContext) -> None:
+    ctx.summary = summarize(ctx)
+    report.write_outputs(ctx.db, ctx.out, ctx.summary.to_dict(), unmask=ctx.options.unmask)
+    runs.finish(ctx.db, ctx.run_id, ctx.summary.to_dict())
+
+
+def _publish(ctx: RunContext) -> None:
+    ctx.snapshot = publish_snapshot(ctx.db)
+
+
+# The stages of every run, in order: the CLI and the flows both run exactly these.
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", _ingest),
+    Stage("screen", _screen),
+    Stage("export", _export),
+    Stage("publish", _publish),
+)
+
+
+def run_stage(ctx: RunContext, stage: Stage) -> None:
+    """Run one stage and time it."""
+    log.info("stage %s: started (run %s)", stage.name, ctx.run_id)
+    began = time.perf_counter()
+    stage.run(ctx)
+    ctx.seconds[stage.name] = round(time.perf_counter() - began, 3)
+    log.info("stage %s: done in %.1fs", stage.name, ctx.seconds[stage.name])
+
+
+@contextmanager
+def open_run(
+    landing: Path, db_path: Path, out: Path, options: RunOptions | None = None
+) -> Iterator[RunContext]:
+    """Take the run lock, open the database once, record the run; record its outcome.
+
+    A second run on the same database waits ``options.wait_seconds`` for the first, then
+    raises :class:`~tracecode.errors.RunLockedError` naming it.
+    """
+    options = options or RunOptions()
+    landing, db_path, out = Path(landing), Path(db_path), Path(out)
+    if not landing.is_dir():
+        raise InputError(f"landing directory {landing} does not exist")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for the outputs")
     run_id = new_run_id()
-    started = datetime.now()
-    with Database.open(db_path) as db:
-        db.execute(
-            "start run", "insert into runs (run_id, started_at, landing) values ($id, $at, $l)",
-            {"id": run_id, "at": started, "l": str(landing)},
-        )
+    deadline = time.monotonic() + options.wait_seconds
+    with RunLock.acquire(db_path, run_id, wait_seconds=options.wait_seconds), \
+            _open_waiting(db_path, deadline) as db:
+        rule_list = rules.load_rules(settings=options.settings)
+        started = runs.start(db, run_id, landing, options.settings, rule_list,
+                             options.flow_run_id)
+        ctx = RunContext(db, landing, out, options, run_id,
+                         started.isoformat(timespec="seconds"))
+        try:
+            yield ctx
+        except BaseException as e:
+            try:
+                runs.fail(db, run_id, e)
+            except Exception:  # the database itself may be what failed
+                log.exception("could not record the failure of run %s", run_id)
+            raise
+
+
+def _open_waiting(db_path: Path, deadline: float) -> Database:
+    """Open for the run; while another process (a reader of the live file) has it open,
+    try again until ``deadline``."""
+    while True:
+        try:
+            return Database.open(db_path)
+        except DatabaseError as e:
+            if "lock" not in str(e).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def start_run(db: Database | Path, landing: Path) -> tuple[str, str]:
+    """Record a run outside :func:`open_run` (benchmarks that call stages one by one)."""
+    run_id = new_run_id()
+    settings = Settings()
+    with _opened(db) as con:
+        started = runs.start(con, run_id, landing, settings,
+                             rules.load_rules(settings=settings), None)
     return run_id, started.isoformat(timespec="seconds")
 
 
-def summarize(
-    db_path: Path, run_id: str, landing: Path, started_at: str, seconds: float,
-    refs: list[reference.ReferenceResult], result: ingest.IngestResult,
-    screen: ScreenResult,
-) -> RunSummary:
-    with Database.open(db_path) as db:
-        by_category = dict(db.fetch_rows(
-            "leads by category",
-            """select category, count(*) from leads where status <> 'dismissed'
-               group by category order by category""",
-        ))
-        (dismissed,) = db.fetch_one(
-            "dismissed", "select count(*) from leads where status = 'dismissed'")
-        totals = dict(zip(
-            ("records", "current_records", "codes", "quarantined", "files"),
-            db.fetch_one("totals", """select
-                (select count(*) from records),
-                (select count(*) from records where is_current),
-                (select count(*) from record_codes),
-                (select count(*) from quarantine),
-                (select count(*) from ingested_files)"""),
-            strict=True,
-        ))
+def summarize(ctx: RunContext) -> RunSummary:
+    """The run's summary: its counts, plus those of earlier runs that did not finish."""
+    db, result = ctx.db, ctx.ingested
+    if ctx.screen is None:
+        raise InputError("summarize needs the screen stage to have run")
+    recovered, files = runs.unreported(db, ctx.run_id)
+    by_category = dict(db.fetch_rows(
+        "leads by category",
+        """select category, count(*) from leads where status <> 'dismissed'
+           group by category order by category""",
+    ))
+    (dismissed,) = db.fetch_one(
+        "dismissed", "select count(*) from leads where status = 'dismissed'")
+    totals = dict(zip(
+        ("records", "current_records", "codes", "quarantined", "files"),
+        db.fetch_one("totals", """select
+            (select count(*) from records),
+            (select count(*) from records where is_current),
+            (select count(*) from record_codes),
+            (select count(*) from quarantine),
+            (select count(*) from ingested_files)"""),
+        strict=True,
+    ))
+    if recovered:
+        log.info("summary counts what unfinished run(s) %s ingested", ", ".join(recovered))
     return RunSummary(
-        run_id=run_id, landing=str(landing), started_at=started_at, seconds=round(seconds, 2),
-        lines_read=result.lines_read, records_stored=result.records_stored,
-        records_replaced=result.records_replaced, records_retracted=result.records_retracted,
-        lines_quarantined=result.lines_quarantined,
+        run_id=ctx.run_id, landing=str(ctx.landing), started_at=ctx.started_at,
+        seconds=round(time.perf_counter() - ctx.began, 2),
+        lines_read=sum(f.lines_read for f in files),
+        records_stored=sum(f.records_stored for f in files),
+        records_replaced=sum(f.records_replaced for f in files),
+        records_retracted=result.records_retracted,
+        lines_quarantined=sum(f.lines_quarantined for f in files),
         earlier_records_replaced=result.earlier_records_replaced,
-        codes_stored=result.codes_stored, files_ingested=len(result.files),
+        codes_stored=result.codes_stored, files_ingested=len(files),
         files_skipped=result.files_skipped,
         leads=sum(by_category.values()), leads_by_category=by_category,
         leads_dismissed=int(dismissed),
-        reference=[asdict(r) for r in refs],
-        rules=[asdict(r) for r in screen.rules],
-        screen=screen.to_dict(),
-        files=[asdict(f) for f in result.files],
+        reference=[asdict(r) for r in ctx.refs],
+        rules=[asdict(r) for r in ctx.screen.rules],
+        screen=ctx.screen.to_dict(),
+        files=[asdict(f) for f in files],
         totals={k: int(v) for k, v in totals.items()},
         key_collisions=result.key_collisions,
-        batch_records=result.batch_records,
+        batch_records=sum(f.batch_records for f in files),
+        recovered_runs=recovered,
+        seconds_by_stage=dict(ctx.seconds),
+        flow_run_id=ctx.options.flow_run_id,
     )
 
 
 def run(
     landing: Path, db_path: Path, out: Path, settings: Settings | None = None, *,
     encoding: str | None = None, incremental: bool = True, unmask: bool = False,
+    wait_seconds: float = 0.0, select: Callable[[str], bool] | None = None,
 ) -> RunSummary:
-    """Ingest what is new under ``landing``, screen the whole history, write ``out``."""
-    settings = settings or Settings()
-    if not landing.is_dir():
-        raise InputError(f"landing directory {landing} does not exist")
-    began = time.perf_counter()
-    run_id, started_at = start_run(db_path, landing)
-    refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding,
-                                ingest_settings=settings.ingest)
-    screen = screen_stage(db_path, settings, run_id, incremental=incremental)
-    summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
-                        refs, result, screen)
-    export_stage(db_path, out, summary, unmask=unmask)
-    log.info("run %s: %d leads, %s", run_id, summary.leads, summary.leads_by_category)
-    return summary
+    """Ingest what is new under ``landing``, screen the whole history, write ``out``,
+    publish the snapshot."""
+    options = RunOptions(settings or Settings(), encoding=encoding, incremental=incremental,
+                         unmask=unmask, wait_seconds=wait_seconds, select=select)
+    with open_run(landing, db_path, out, options) as ctx:
+        for stage in STAGES:
+            run_stage(ctx, stage)
+    assert ctx.summary is not None
+    log.info("run %s: %d leads, %s", ctx.run_id, ctx.summary.leads,
+             ctx.summary.leads_by_category)
+    return ctx.summary
