@@ -49,6 +49,9 @@ class RunSummary:
     screen: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    # files refused, changed or disappeared: how many now by kind, and the new ones in full
+    files_noticed: dict[str, int] = field(default_factory=dict)
+    file_notices: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -233,6 +236,8 @@ def summarize(
         screen=screen.to_dict(),
         files=[asdict(f) for f in result.files],
         totals={k: int(v) for k, v in totals.items()},
+        files_noticed=result.notice_counts,
+        file_notices=[asdict(n) for n in result.notices if n.new],
     )
 
 

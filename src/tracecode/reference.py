@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tracecode.db import Database
 from tracecode.errors import InputError
-from tracecode.ingest import _sha256
+from tracecode.message_files import file_sha256 as _sha256
 
 log = logging.getLogger(__name__)
 
