@@ -489,3 +489,33 @@ def test_unknown_scales_and_foreign_directories_are_refused(tmp_path: Path) -> N
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(SimulationError, match="not empty"):
         simulate(tmp_path / "mine", scale="demo", days=1)
+
+
+def test_the_per_institution_layout_holds_the_same_lines_one_file_per_institution_day(
+    tmp_path: Path, three_chunks: str
+) -> None:
+    simulate(tmp_path / "parts", scale=three_chunks, days=2, seed=8)
+    simulate(tmp_path / "inst", scale=three_chunks, days=2, seed=8, layout="per-institution")
+
+    def lines(root: Path) -> dict[str, list[bytes]]:
+        return {str(p.relative_to(root / "messages")): p.read_bytes().splitlines()
+                for p in sorted((root / "messages").rglob("*.jsonl"))}
+
+    parts, inst = lines(tmp_path / "parts"), lines(tmp_path / "inst")
+    assert sorted(x for v in parts.values() for x in v) == sorted(
+        x for v in inst.values() for x in v)
+    assert len(inst) > 3 * len(parts)
+    for rel, file_lines in inst.items():
+        day, name = rel.split("/")
+        senders = {json.loads(x)["fixmedins_code"] for x in file_lines if _is_json(x)}
+        assert senders <= {name.removesuffix(".jsonl")}, rel
+        assert len(day) == 10
+    with pytest.raises(SimulationError, match="layout"):
+        simulate(tmp_path / "x", scale=three_chunks, days=2, seed=8, layout="flat")
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict) and "fixmedins_code" in json.loads(line)
+    except ValueError:
+        return False
