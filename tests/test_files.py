@@ -290,12 +290,15 @@ def test_a_changed_file_shows_in_run_summary_json(landing: Landing, tmp_path: Pa
     landing.sale("P44010600002", "S2", ["B:1"], "2025-11-02 10:00:00", file="day2.jsonl")
     Landing(landing.root, messages=[m for m in landing.messages if m[0] == "day2.jsonl"]
             ).write()
+    (landing.root / "messages" / "gone.jsonl").symlink_to("nowhere.jsonl")
     summary = pipeline.run(landing.root, tmp_path / "db.duckdb", tmp_path / "out")
     assert summary.files_ingested == 1
     written = json.loads((tmp_path / "out" / "run_summary.json").read_text(encoding="utf-8"))
-    assert written["files_noticed"] == {"changed": 1}
+    assert written["files_noticed"] == {"changed": 1, "refused": 1}
     assert [(n["path"], n["kind"]) for n in written["file_notices"]] == [
-        ("day1.jsonl", "changed")]
+        ("gone.jsonl", "refused"), ("day1.jsonl", "changed")]
+    exported = (tmp_path / "out" / "quarantine.csv").read_text(encoding="utf-8-sig")
+    assert "messages/gone.jsonl,0,dangling symbolic link" in exported
 
 
 # -- many files, one parse --------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tracecode import codes, message_files
+from tracecode import codes, message_files, message_lines
 from tracecode.db import Database, read_sql
 from tracecode.message_files import MESSAGE_SUFFIXES, FileNotice
 
@@ -168,7 +168,7 @@ def _ingest_group(
             "next file ids", "select nextval('file_id_seq') from range($n)", {"n": len(files)}
         )], dtype=np.int64)
         rels = pa.array([f.rel for f in files], pa.string())
-        packer = message_files.LinePacker(block_bytes)
+        packer = message_lines.LinePacker(block_bytes)
 
         def parse_packed() -> None:
             batch = packer.take(file_ids, rels)
@@ -183,10 +183,10 @@ def _ingest_group(
             )
             db.unregister("batch_lines")
 
-        reads: list[message_files.FileRead] = []
+        reads: list[message_lines.FileRead] = []
         for i, planned in enumerate(files):
-            read = message_files.FileRead()
-            for first_line, block, n_lines in message_files.read_lines(
+            read = message_lines.FileRead()
+            for first_line, block, n_lines in message_lines.read_lines(
                 planned, block_bytes, read
             ):
                 packer.add(i, first_line, block, n_lines)
@@ -224,7 +224,7 @@ def _ingest_group(
 
 def _register_files(
     db: Database, files: Sequence[_PlannedFile], file_ids: np.ndarray,
-    reads: Sequence[message_files.FileRead], stats: Sequence[FileStats], run_id: str,
+    reads: Sequence[message_lines.FileRead], stats: Sequence[FileStats], run_id: str,
 ) -> None:
     """The group's files in the registry, in one insert."""
     db.register("registry_arrow", pa.table({
@@ -312,7 +312,7 @@ def _file_stats(
 
 
 def _quarantine_unreadable(
-    db: Database, rel: str, read: message_files.FileRead, run_id: str
+    db: Database, rel: str, read: message_lines.FileRead, run_id: str
 ) -> None:
     """A file that breaks off (truncated gzip, I/O error) keeps the lines before the break
     and quarantines the rest as one more line, with what was left of it."""
