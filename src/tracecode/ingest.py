@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,12 +59,10 @@ class IngestResult:
     records_retracted: int = 0
     codes_stored: int = 0
     seconds: float = 0.0
-    # files refused, changed or disappeared (message_files.plan), new or noticed before
+    # files refused, changed or newly disappeared (message_files.plan), new or noticed
+    # before; and how many files of each kind there are now
     notices: tuple[FileNotice, ...] = ()
-
-    @property
-    def notice_counts(self) -> dict[str, int]:
-        return dict(Counter(n.kind for n in self.notices))
+    notice_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def lines_read(self) -> int:
@@ -144,6 +141,7 @@ def ingest_messages(
         codes_stored=codes_stored,
         seconds=time.perf_counter() - started,
         notices=tuple(plan.notices),
+        notice_counts=plan.counts,
     )
     log.info(
         "ingest: %d new files (%d already in), %d lines read, %d stored, %d replaced, "
@@ -152,7 +150,7 @@ def ingest_messages(
         result.records_replaced, result.lines_quarantined, codes_stored, retracted,
         result.seconds,
     )
-    if plan.notices:
+    if plan.counts:
         log.warning("ingest: %s", ", ".join(
             f"{n} file(s) {kind}" for kind, n in sorted(result.notice_counts.items())))
     return result

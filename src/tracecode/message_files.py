@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +62,9 @@ class FileNotice:
 class Plan:
     new: list[MessageFile]
     skipped: int
+    # refused and changed files, and the files newly disappeared (not the ones known gone)
     notices: list[FileNotice]
+    counts: dict[str, int]  # files by kind of notice now, known gone included
     # registered files touched but identical: their new stat is recorded, not re-hashed
     refreshed: list[MessageFile] = field(default_factory=list)
 
@@ -151,52 +154,74 @@ def plan(db: Database, landing: Path) -> Plan:
     """Which files are new, which registered ones changed or disappeared, what was refused.
 
     A changed file is reported (its new content is not ingested) and does not hold back
-    the other new files.
+    the other new files. The registry is compared in DuckDB: a run looks at the files
+    whose quick check fails, not at every file of the history.
     """
-    known = {
-        row[0]: row[1:]
-        for row in db.fetch_rows(
-            "registered files",
-            """select path, sha256, size_bytes, mtime_ns, coalesce(ctime_ns, -1),
-                      coalesce(inode, -1)
-               from ingested_files""",
-        )
-    }
     found, notices = discover(landing)
+    by_rel = {f.rel: f for f in found}
+    db.register("seen_arrow", pa.table({
+        "path": [f.rel for f in found] + [n.path for n in notices],
+        "size": pa.array([f.size for f in found] + [None] * len(notices), pa.int64()),
+        "mtime_ns": pa.array([f.mtime_ns for f in found] + [None] * len(notices), pa.int64()),
+        "ctime_ns": pa.array([f.ctime_ns for f in found] + [None] * len(notices), pa.int64()),
+        "inode": pa.array([f.inode for f in found] + [None] * len(notices), pa.int64()),
+    }))
+    looked_at = db.fetch_rows(
+        "files new or failing the quick check",
+        """select s.path, r.sha256
+           from seen_arrow as s left join ingested_files as r using (path)
+           where s.size is not null
+             and (r.path is null
+                  or (r.size_bytes, r.mtime_ns, r.ctime_ns, r.inode)
+                     is distinct from (s.size, s.mtime_ns, s.ctime_ns, s.inode))
+           order by s.path""",
+    )
+    (gone_total,) = db.fetch_one(
+        "files disappeared",
+        "select count(*) from ingested_files anti join seen_arrow using (path)",
+    )
+    gone_new = db.fetch_rows(
+        "files newly disappeared",
+        """select path from ingested_files anti join seen_arrow using (path)
+           anti join (select path from file_notices where kind = 'disappeared') using (path)
+           order by path""",
+    )
+    db.unregister("seen_arrow")
     new: list[MessageFile] = []
     refreshed: list[MessageFile] = []
-    skipped = 0
-    for f in found:
-        if f.rel not in known:
+    for rel, sha in looked_at:
+        f = by_rel[rel]
+        if sha is None:
             new.append(f)
-            continue
-        sha, *quick = known[f.rel]
-        if tuple(quick) == f.quick:
-            skipped += 1
             continue
         now = file_sha256(f.path)
         if now == sha:
             refreshed.append(f)
-            skipped += 1
         else:
             notices.append(FileNotice(
                 f.rel, "changed",
                 f"content changed after it was ingested (SHA-256 {sha[:12]}… then, "
                 f"{now[:12]}… now): not read again; deliver corrections as new files",
             ))
-    seen = {f.rel for f in found} | {n.path for n in notices}
-    notices += [FileNotice(rel, "disappeared", "ingested earlier, no longer in the landing "
-                           "directory (its records stay)")
-                for rel in sorted(known.keys() - seen)]
-    return Plan(new, skipped, _mark_known(db, notices), refreshed)
+    counts = dict(Counter(n.kind for n in notices))
+    if gone_total:
+        counts["disappeared"] = int(gone_total)
+    notices = _mark_known(db, notices) + [
+        FileNotice(rel, "disappeared", "ingested earlier, no longer in the landing directory "
+                   "(its records stay)") for (rel,) in gone_new]
+    return Plan(new, len(found) - len(new) - sum(n.kind == "changed" for n in notices),
+                notices, counts, refreshed)
 
 
 def _mark_known(db: Database, notices: list[FileNotice]) -> list[FileNotice]:
     """Set ``new`` false on the notices an earlier run already gave."""
     if not notices:
         return []
+    db.register("notices_arrow", pa.table({"path": [n.path for n in notices]}))
     earlier = set(db.fetch_rows("earlier notices",
-                                "select path, kind, detail from file_notices"))
+                                """select path, kind, detail from file_notices
+                                   semi join notices_arrow using (path)"""))
+    db.unregister("notices_arrow")
     return [FileNotice(n.path, n.kind, n.detail, (n.path, n.kind, n.detail) not in earlier)
             for n in notices]
 
