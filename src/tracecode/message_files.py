@@ -100,10 +100,14 @@ def discover(landing: Path) -> tuple[list[MessageFile], list[FileNotice]]:
                 _follow_link(entry, rel, inside, found, refused)
             elif entry.name.endswith(MESSAGE_SUFFIXES):
                 st = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode):
-                    found.append(_message_file(rel, Path(entry.path), st))
-                else:
+                if not stat.S_ISREG(st.st_mode):
                     refused.append(FileNotice(rel, "refused", _not_regular(st.st_mode)))
+                elif not os.access(entry.path, os.R_OK):
+                    # not registered: read once it is readable
+                    refused.append(FileNotice(rel, "refused", "not readable (permission "
+                                              "denied): read once it is"))
+                else:
+                    found.append(_message_file(rel, Path(entry.path), st))
     found.sort(key=lambda f: f.rel)
     refused.sort(key=lambda n: n.path)
     return found, refused

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -21,6 +22,7 @@ from tracecode.errors import DatabaseError, InputError
 from tracecode.message_files import file_sha256 as _sha256
 
 log = logging.getLogger(__name__)
+GB18030_BOM = b"\x841\x953"
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,10 @@ def load_reference(
         sha = _sha256(path)
         if name in loaded and loaded[name][0] == sha:
             # unchanged: not reloaded, but what it lacks is said again every run
-            with _as_utf8(path, loaded[name][1]) as (utf8_path, _used):
-                header = _csv_header(utf8_path, f"reference/{path.name}")
-            warnings = _absent_optional(f"reference/{path.name}", columns, header)
+            with open(path, "rb") as raw:
+                header = next(csv.reader(_decoded(raw, loaded[name][1])), [])
+            warnings = _absent_optional(f"reference/{path.name}", columns,
+                                        [h.strip() for h in header])
             results.append(ReferenceResult(name, loaded=False, warnings=warnings))
             continue
         results.append(_load_reference_file(db, name, path, columns, sha, run_id, encoding))
@@ -386,15 +389,9 @@ class _as_utf8:
             with open(self.path, "rb") as raw, os.fdopen(
                 fd, "w", encoding="utf-8", newline=""
             ) as dst:
-                # a GBK file saved with a UTF-8 BOM (some editors do): the BOM is dropped,
-                # not decoded as GBK ('锘縫sn_no'); a GB18030 BOM decodes to U+FEFF
-                if raw.read(3) != codecs.BOM_UTF8:
-                    raw.seek(0)
-                src = io.TextIOWrapper(raw, encoding=enc, newline="")
-                first = True
+                src = _decoded(raw, enc)
                 while block := src.read(8 << 20):
-                    dst.write(block.removeprefix("\ufeff") if first else block)
-                    first = False
+                    dst.write(block)
         except (UnicodeDecodeError, LookupError) as e:
             raise InputError(f"{self.path} cannot be read as {enc}: {e}") from e
         return self.tmp, enc
@@ -402,6 +399,14 @@ class _as_utf8:
     def __exit__(self, *exc: object) -> None:
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
+
+
+def _decoded(raw: BinaryIO, encoding: str) -> io.TextIOWrapper:
+    """The text of a CSV after its BOM, UTF-8 or GB18030 whatever the encoding: a GBK file
+    saved with a UTF-8 BOM (some editors do) is read without it, not as '锘縫sn_no'."""
+    head = raw.read(4)
+    raw.seek(3 if head.startswith(codecs.BOM_UTF8) else 4 if head == GB18030_BOM else 0)
+    return io.TextIOWrapper(raw, encoding=encoding, newline="")
 
 
 def _detect_encoding(path: Path) -> str:
