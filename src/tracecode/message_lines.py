@@ -131,22 +131,26 @@ def _up_to_the_damage(d: zlib._Decompress, data: bytes) -> Iterator[bytes]:
 
 def _raw(f: MessageFile, block_bytes: int, digest: hashlib._Hash, out: FileRead
          ) -> Iterator[bytes]:
-    """The file's bytes, hashed as read. Opened without following a link and without
+    """The file's bytes as of opening it (a file still being appended to is read up to
+    its size then), hashed as read. Opened without following a link and without
     blocking, and checked to be a regular file before the first read."""
     try:
         fd = os.open(f.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise _Broken(f"cannot be opened ({e.strerror})") from e
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise _Broken("no longer a regular file")
-        while True:
+        left = st.st_size  # no read past it: a small file costs one read
+        while left > 0:
             try:
-                data = os.read(fd, block_bytes)
+                data = os.read(fd, min(block_bytes, left))
             except OSError as e:
                 raise _Broken(f"read error ({e.strerror})") from e
             if not data:
                 return
+            left -= len(data)
             digest.update(data)
             out.size += len(data)
             yield data
