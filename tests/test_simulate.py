@@ -505,3 +505,33 @@ def test_the_default_week_plants_every_category_but_the_long_gap(tmp_path: Path)
     assert set(truth["category"]) == set(CATEGORIES) - {"dup_cross_long_gap"}
     ring = truth.filter(pl.col("category") == "ring").row(0, named=True)
     assert len(ring["members"].split(";")) >= 4
+
+
+def test_the_per_institution_layout_holds_the_same_lines_one_file_per_institution_day(
+    tmp_path: Path, three_chunks: str
+) -> None:
+    simulate(tmp_path / "parts", scale=three_chunks, days=2, seed=8)
+    simulate(tmp_path / "inst", scale=three_chunks, days=2, seed=8, layout="per-institution")
+
+    def lines(root: Path) -> dict[str, list[bytes]]:
+        return {str(p.relative_to(root / "messages")): p.read_bytes().splitlines()
+                for p in sorted((root / "messages").rglob("*.jsonl"))}
+
+    parts, inst = lines(tmp_path / "parts"), lines(tmp_path / "inst")
+    assert sorted(x for v in parts.values() for x in v) == sorted(
+        x for v in inst.values() for x in v)
+    assert len(inst) > 3 * len(parts)
+    for rel, file_lines in inst.items():
+        day, name = rel.split("/")
+        senders = {json.loads(x)["fixmedins_code"] for x in file_lines if _is_json(x)}
+        assert senders <= {name.removesuffix(".jsonl")}, rel
+        assert len(day) == 10
+    with pytest.raises(SimulationError, match="layout"):
+        simulate(tmp_path / "x", scale=three_chunks, days=2, seed=8, layout="flat")
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict) and "fixmedins_code" in json.loads(line)
+    except ValueError:
+        return False

@@ -136,6 +136,10 @@ def simulate(
     days: Annotated[int, typer.Option(help="Days of history.")] = 7,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2025-11-01",
+    layout: Annotated[str, typer.Option(
+        help="Message files: 'parts' (messages/<day>/part-NNNN.jsonl) or 'per-institution' "
+             "(messages/<day>/<fixmedins_code>.jsonl, one file per institution per day)."
+    )] = "parts",
     debug: DebugOpt = False,
 ) -> None:
     """Generate a simulated province: reference data, uploads and planted frauds (truth.csv)."""
@@ -145,7 +149,7 @@ def simulate(
         from tracecode.simulate import simulate as simulate_world
 
         result = simulate_world(out, scale=scale, days=days, seed=seed,
-                                start=_parse_date(start))
+                                start=_parse_date(start), layout=layout)
         typer.echo(f"{result.n_messages} messages, {result.n_codes} codes, "
                    f"{result.n_truth} planted frauds -> {out} ({result.seconds:.1f}s)")
 

@@ -9,10 +9,6 @@ class InputError(TracecodeError):
     """The landing directory or a reference file cannot be used as it is."""
 
 
-class ChangedFileError(InputError):
-    """A message file already ingested has different content now."""
-
-
 class SettingsError(TracecodeError):
     """A settings file or value is invalid."""
 

@@ -16,29 +16,25 @@ counted in ``batch_records``.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 
-from tracecode import codes, shapes
+from tracecode import codes, message_files, message_lines, shapes
 from tracecode.db import Database, read_sql
-from tracecode.errors import ChangedFileError, InputError
+from tracecode.message_files import MESSAGE_SUFFIXES, FileNotice
 from tracecode.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-MESSAGE_SUFFIXES = (".jsonl", ".jsonl.gz")
+__all__ = ["MESSAGE_SUFFIXES", "FileStats", "IngestResult", "ingest_messages"]
+
 BLOCK_BYTES = 64 << 20
 GROUP_BYTES = 1 << 30
 
@@ -73,6 +69,10 @@ class IngestResult:
     # records kept beside another record under the same key (a reused fixmedins_bchno)
     key_collisions: int = 0
     seconds: float = 0.0
+    # files refused, changed or newly disappeared (message_files.plan), new or noticed
+    # before; and how many files of each kind there are now
+    notices: tuple[FileNotice, ...] = ()
+    notice_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def batch_records(self) -> int:
@@ -98,12 +98,7 @@ class IngestResult:
 # -- message files ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _PlannedFile:
-    rel: str
-    path: Path
-    size: int
-    mtime_ns: int
+_PlannedFile = message_files.MessageFile
 
 
 @dataclass
@@ -114,60 +109,16 @@ class _Group:
 
 def discover_message_files(landing: Path) -> list[tuple[str, Path]]:
     """Message files under ``LANDING/messages`` at any depth, by relative path."""
-    root = landing / "messages"
-    if not root.is_dir():
-        raise InputError(
-            f"{root} does not exist: a landing directory holds messages/ (the uploads, "
-            "*.jsonl or *.jsonl.gz) and reference/ (see shared/contract.md)"
-        )
-    found = []
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            if name.endswith(MESSAGE_SUFFIXES):
-                path = Path(dirpath) / name
-                found.append((path.relative_to(root).as_posix(), path))
-    return sorted(found)
+    found, _refused = message_files.discover(landing)
+    return [(f.rel, f.path) for f in found]
 
 
 def plan_message_files(
     db: Database, landing: Path, select: Callable[[str], bool] | None = None
-) -> tuple[list[_PlannedFile], int]:
-    """Which files are new; raise if an ingested file has changed since.
-
-    A file whose size and mtime are as registered is taken as unchanged without reading
-    it; otherwise its SHA-256 decides (a touched but identical file is fine). ``select``
-    keeps only the paths (relative to ``LANDING/messages``) it says yes to.
-    """
-    known = {
-        row[0]: row[1:]
-        for row in db.fetch_rows(
-            "registered files", "select path, sha256, size_bytes, mtime_ns from ingested_files"
-        )
-    }
-    new: list[_PlannedFile] = []
-    changed: list[str] = []
-    skipped = 0
-    for rel, path in discover_message_files(landing):
-        if select is not None and not select(rel):
-            continue
-        st = path.stat()
-        if rel not in known:
-            new.append(_PlannedFile(rel, path, st.st_size, st.st_mtime_ns))
-            continue
-        sha, size, mtime_ns = known[rel]
-        if (size, mtime_ns) != (st.st_size, st.st_mtime_ns) and _sha256(path) != sha:
-            changed.append(rel)
-        else:
-            skipped += 1
-    if changed:
-        listing = "\n  ".join(changed)
-        raise ChangedFileError(
-            f"{len(changed)} message file(s) already ingested have different content now:"
-            f"\n  {listing}\nIngested files must not change. Restore the original file, and "
-            "deliver corrections as new files (a re-sent record replaces the old one; a "
-            "3507 deletes one)."
-        )
-    return new, skipped
+) -> message_files.Plan:
+    """Which files are new (of those ``select`` keeps); which registered ones changed or
+    disappeared (reported, not fatal); which entries are refused (see ``message_files``)."""
+    return message_files.plan(db, landing, select)
 
 
 def ingest_messages(
@@ -183,9 +134,10 @@ def ingest_messages(
     """Ingest every message file under ``LANDING/messages`` not ingested before (of those
     ``select`` keeps, e.g. one day's folder)."""
     started = time.perf_counter()
-    new, skipped = plan_message_files(db, landing, select)
+    plan = plan_message_files(db, landing, select)
+    message_files.record_plan(db, plan, run_id)
     groups: list[_Group] = []
-    for planned in new:
+    for planned in plan.new:
         if not groups or groups[-1].size >= group_bytes:
             groups.append(_Group())
         groups[-1].files.append(planned)
@@ -202,23 +154,28 @@ def ingest_messages(
         earlier_replaced += replaced
         codes_stored += n_codes
         collisions += n_collisions
-    retracted = _count_retracted(db, run_id) if new else 0
+    retracted = _count_retracted(db, run_id) if plan.new else 0
     result = IngestResult(
         files=tuple(all_stats),
-        files_skipped=skipped,
+        files_skipped=plan.skipped,
         earlier_records_replaced=earlier_replaced,
         records_retracted=retracted,
         codes_stored=codes_stored,
         key_collisions=collisions,
         seconds=time.perf_counter() - started,
+        notices=tuple(plan.notices),
+        notice_counts=plan.counts,
     )
     log.info(
         "ingest: %d new files (%d already in), %d lines read, %d stored, %d replaced, "
         "%d quarantined, %d codes, %d retracted, %d key collisions, %.1fs",
-        len(result.files), skipped, result.lines_read, result.records_stored,
+        len(result.files), plan.skipped, result.lines_read, result.records_stored,
         result.records_replaced, result.lines_quarantined, codes_stored, retracted,
         collisions, result.seconds,
     )
+    if plan.counts:
+        log.warning("ingest: %s", ", ".join(
+            f"{n} file(s) {kind}" for kind, n in sorted(result.notice_counts.items())))
     return result
 
 
@@ -229,28 +186,40 @@ def _ingest_group(
     parse_sql = read_sql("ingest/parse_lines.sql")
     with db.transaction():
         _create_stage(db, settings)
-        lines_read: dict[str, int] = {}
-        digests: dict[str, str] = {}
-        file_ids: dict[str, int] = {}
-        for planned in files:
-            (file_id,) = db.fetch_one("next file id", "select nextval('file_id_seq')")
-            file_ids[planned.rel] = file_id
-            params = {"run_id": run_id}
-            reader = _LineReader(planned.path, block_bytes, file_id, planned.rel)
-            for batch in reader:
-                db.register("batch_lines", batch)
-                db.execute(
-                    f"parse {planned.rel}",
-                    "insert into stage_parsed by name " + parse_sql,
-                    params,
-                    source="ingest/parse_lines.sql",
-                )
-                db.unregister("batch_lines")
-            if reader.error is not None:
-                _quarantine_unreadable(db, planned.rel, reader, run_id)
-            lines_read[planned.rel] = reader.lines
-            digests[planned.rel] = reader.sha256
+        file_ids = np.asarray([r[0] for r in db.fetch_rows(
+            "next file ids", "select nextval('file_id_seq') from range($n)", {"n": len(files)}
+        )], dtype=np.int64)
+        rels = pa.array([f.rel for f in files], pa.string())
+        packer = message_lines.LinePacker(block_bytes)
+
+        def parse_packed() -> None:
+            batch = packer.take(file_ids, rels)
+            if batch is None:
+                return
+            db.register("batch_lines", batch)
+            db.execute(
+                f"parse {batch.num_rows} lines",
+                "insert into stage_parsed by name " + parse_sql,
+                {"run_id": run_id},
+                source="ingest/parse_lines.sql",
+            )
+            db.unregister("batch_lines")
+
+        reads: list[message_lines.FileRead] = []
+        for i, planned in enumerate(files):
+            read = message_lines.FileRead()
+            for first_line, block, n_lines in message_lines.read_lines(
+                planned, block_bytes, read
+            ):
+                packer.add(i, first_line, block, n_lines)
+                if packer.full():
+                    parse_packed()
+            if read.error is not None:
+                _quarantine_unreadable(db, planned.rel, read, run_id)
+            reads.append(read)
+        parse_packed()
         shapes.reshape_stage(db, parse_sql, run_id)
+        lines_read = {f.rel: r.lines for f, r in zip(files, reads, strict=True)}
         _split_stage(db)
         _stage_code_map(db)
         db.run_file("ingest/merge_stage.sql", {"run_id": run_id})
@@ -269,29 +238,40 @@ def _ingest_group(
                from stage_bad""",
             {"run_id": run_id},
         )
-        now = datetime.now()
-        for planned, st in zip(files, stats, strict=True):
-            db.execute(
-                "register file",
-                """insert into ingested_files
-                       (file_id, path, sha256, size_bytes, mtime_ns, lines_read,
-                        records_stored, records_replaced, lines_quarantined, batch_records,
-                        run_id, ingested_at)
-                   values ($file_id, $path, $sha, $size, $mtime, $read, $stored, $replaced,
-                           $quarantined, $batch, $run_id, $now)""",
-                {
-                    "file_id": file_ids[planned.rel], "path": planned.rel,
-                    "sha": digests[planned.rel], "size": planned.size,
-                    "mtime": planned.mtime_ns, "read": st.lines_read,
-                    "stored": st.records_stored, "replaced": st.records_replaced,
-                    "quarantined": st.lines_quarantined, "batch": st.batch_records,
-                    "run_id": run_id, "now": now,
-                },
-            )
+        _register_files(db, files, file_ids, reads, stats, run_id)
+        for st in stats:
             if not st.balanced():
                 raise AssertionError(f"line accounting does not add up for {st}")
         _drop_stage(db)
     return stats, int(earlier_replaced), int(n_codes), int(n_collisions)
+
+
+def _register_files(
+    db: Database, files: Sequence[_PlannedFile], file_ids: np.ndarray,
+    reads: Sequence[message_lines.FileRead], stats: Sequence[FileStats], run_id: str,
+) -> None:
+    """The group's files in the registry, in one insert."""
+    db.register("registry_arrow", pa.table({
+        "file_id": pa.array(file_ids, pa.int32()),
+        "path": [f.rel for f in files],
+        "sha256": [r.sha256 for r in reads],
+        "size_bytes": pa.array([r.size for r in reads], pa.int64()),
+        "mtime_ns": pa.array([f.mtime_ns for f in files], pa.int64()),
+        "ctime_ns": pa.array([f.ctime_ns for f in files], pa.int64()),
+        "inode": pa.array([f.inode for f in files], pa.int64()),
+        "lines_read": pa.array([s.lines_read for s in stats], pa.int64()),
+        "records_stored": pa.array([s.records_stored for s in stats], pa.int64()),
+        "records_replaced": pa.array([s.records_replaced for s in stats], pa.int64()),
+        "lines_quarantined": pa.array([s.lines_quarantined for s in stats], pa.int64()),
+        "batch_records": pa.array([s.batch_records for s in stats], pa.int64()),
+    }))
+    db.execute(
+        "register files",
+        """insert into ingested_files by name
+           select *, $run_id as run_id, $now as ingested_at from registry_arrow""",
+        {"run_id": run_id, "now": datetime.now()},
+    )
+    db.unregister("registry_arrow")
 
 
 def _create_stage(db: Database, settings: IngestSettings) -> None:
@@ -405,14 +385,18 @@ def _file_stats(
     ]
 
 
-def _quarantine_unreadable(db: Database, rel: str, reader: _LineReader, run_id: str) -> None:
-    """A file that breaks off (truncated gzip, I/O error) quarantines the rest as one line."""
-    reader.lines += 1
+def _quarantine_unreadable(
+    db: Database, rel: str, read: message_lines.FileRead, run_id: str
+) -> None:
+    """A file that breaks off (truncated gzip, I/O error) keeps the lines before the break
+    and quarantines the rest as one more line, with what was left of it."""
+    read.lines += 1
     db.execute(
         "quarantine unreadable rest",
         """insert into stage_parsed (src_file, line_no, reason, raw_text)
-           values ($rel, $line, $reason, null)""",
-        {"rel": rel, "line": reader.lines, "reason": f"file unreadable from here: {reader.error}"},
+           values ($rel, $line, $reason, $raw)""",
+        {"rel": rel, "line": read.lines, "reason": read.error,
+         "raw": read.tail.decode("utf-8", errors="backslashreplace") or None},
     )
 
 
@@ -442,114 +426,3 @@ def _count_retracted(db: Database, run_id: str) -> int:
         {"run_id": run_id},
     )
     return int(n)
-
-
-class _HashingReader(io.RawIOBase):
-    """Passes bytes through while computing the file's SHA-256."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
-        n = self.raw.readinto(b)  # type: ignore[attr-defined]
-        if n:
-            self.digest.update(memoryview(b)[:n])
-        return n or 0
-
-    def drain(self) -> None:
-        while chunk := self.raw.read(1 << 20):
-            self.digest.update(chunk)
-
-
-class _LineReader:
-    """Yields a file's lines as Arrow tables ``(txt, bad_bytes, line_no)``, a block at a time.
-
-    Each ``txt`` keeps its newline (the SQL strips it); a last line without one gets one.
-    ``sha256`` covers the file's bytes as stored (compressed, for .gz).
-    """
-
-    def __init__(self, path: Path, block_bytes: int, file_id: int, rel: str) -> None:
-        self.path = path
-        self.file_id = file_id
-        self.rel = rel
-        self.block_bytes = block_bytes
-        self.lines = 0
-        self.sha256 = ""
-        self.error: str | None = None
-
-    def __iter__(self) -> Iterator[pa.Table]:
-        with open(self.path, "rb") as fh:
-            hashing = _HashingReader(fh)
-            stream: BinaryIO = (
-                gzip.GzipFile(fileobj=hashing)  # type: ignore[assignment]
-                if self.path.name.endswith(".gz")
-                else io.BufferedReader(hashing, buffer_size=1 << 20)
-            )
-            carry = b""
-            while True:
-                try:
-                    chunk = stream.read(self.block_bytes)
-                except (OSError, EOFError, gzip.BadGzipFile) as e:
-                    self.error = f"{type(e).__name__}: {e}"
-                    break
-                if not chunk:
-                    break
-                buf = carry + chunk
-                cut = buf.rfind(b"\n") + 1
-                carry = buf[cut:]
-                if cut:
-                    yield self._batch(buf[:cut])
-            if carry and self.error is None:
-                yield self._batch(carry + b"\n")
-            elif carry:
-                self.lines += 1  # the broken last line is reported with the error
-            hashing.drain()
-            self.sha256 = hashing.digest.hexdigest()
-
-    def _batch(self, data: bytes) -> pa.Table:
-        arr = np.frombuffer(data, dtype=np.uint8)
-        ends = np.flatnonzero(arr == 10) + 1
-        offsets = np.empty(len(ends) + 1, dtype=np.int64)
-        offsets[0] = 0
-        offsets[1:] = ends
-        raw = pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-        )
-        line_no = np.arange(self.lines + 1, self.lines + len(ends) + 1, dtype=np.int64)
-        self.lines += len(ends)
-        try:
-            # Arrow validates the whole block's UTF-8 at C speed
-            txt = raw.cast(pa.large_string())
-            bad = pa.nulls(len(raw), pa.large_string())
-        except pa.ArrowInvalid:
-            txt, bad = _split_invalid_utf8(raw)
-        n = len(line_no)
-        return pa.table({
-            "txt": txt, "bad_bytes": bad, "line_no": line_no,
-            "file_id": pa.repeat(self.file_id, n).cast(pa.int64()),
-            "src_file": pa.repeat(self.rel, n),
-        })
-
-
-def _split_invalid_utf8(raw: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
-    """For a block with invalid UTF-8 (rare): the text of the good lines, and the bad ones
-    with their bytes escaped (``\\xff``) for the quarantine."""
-    txt: list[str | None] = []
-    bad: list[str | None] = []
-    for line in raw.to_pylist():
-        try:
-            txt.append(line.decode("utf-8"))
-            bad.append(None)
-        except UnicodeDecodeError:
-            txt.append(None)
-            bad.append(line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace"))
-    return pa.array(txt, pa.large_string()), pa.array(bad, pa.large_string())
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()

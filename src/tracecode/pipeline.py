@@ -67,6 +67,9 @@ class RunSummary:
     recovered_runs: list[str] = field(default_factory=list)
     seconds_by_stage: dict[str, float] = field(default_factory=dict)
     flow_run_id: str | None = None
+    # files refused, changed or disappeared: how many now by kind, and the new ones in full
+    files_noticed: dict[str, int] = field(default_factory=dict)
+    file_notices: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -406,6 +409,8 @@ def summarize(ctx: RunContext) -> RunSummary:
         recovered_runs=recovered,
         seconds_by_stage=dict(ctx.seconds),
         flow_run_id=ctx.options.flow_run_id,
+        files_noticed=result.notice_counts,
+        file_notices=[asdict(n) for n in result.notices if n.new],
     )
 
 

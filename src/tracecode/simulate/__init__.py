@@ -38,7 +38,13 @@ from tracecode.simulate.normal import home_lines, traveller_lines
 from tracecode.simulate.scales import SCALES, Scale
 from tracecode.simulate.stock import allocate
 from tracecode.simulate.world import World, build_world
-from tracecode.simulate.writer import prepare, write_issuance, write_messages, write_reference
+from tracecode.simulate.writer import (
+    LAYOUTS,
+    prepare,
+    write_issuance,
+    write_messages,
+    write_reference,
+)
 
 __all__ = ["SCALES", "Scale", "SimulationError", "SimulationResult", "World", "simulate"]
 
@@ -68,6 +74,7 @@ def simulate(
     days: int = 7,
     seed: int = 0,
     start: date = date(2025, 11, 1),
+    layout: str = "parts",
 ) -> SimulationResult:
     """Write a simulated landing directory and its truth to ``out``.
 
@@ -80,6 +87,8 @@ def simulate(
         raise SimulationError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     if days < 1:
         raise SimulationError(f"--days must be at least 1, not {days}")
+    if layout not in LAYOUTS:
+        raise SimulationError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     out = Path(out)
     _prepare(out)
     world = build_world(SCALES[scale], start, days, seed)
@@ -110,7 +119,8 @@ def simulate(
                     n for n, _ in pending) + rows.height > ROWS_IN_FLIGHT):
                 m, c = pending.popleft()[1].result()
                 n_messages, n_codes = n_messages + m, n_codes + c
-            pending.append((rows.height, pool.submit(_write_chunk, world, rows, chunk, out)))
+            pending.append(
+                (rows.height, pool.submit(_write_chunk, world, rows, chunk, out, layout)))
             del rows
         for _, done in pending:
             m, c = done.result()
@@ -125,8 +135,9 @@ def simulate(
     return SimulationResult(out, n_messages, n_codes, truth.height, seconds)
 
 
-def _write_chunk(world: World, rows: pl.DataFrame, chunk: int, out: Path) -> tuple[int, int]:
-    m, c = write_messages(world, rows, chunk, out)
+def _write_chunk(world: World, rows: pl.DataFrame, chunk: int, out: Path,
+                 layout: str) -> tuple[int, int]:
+    m, c = write_messages(world, rows, chunk, out, layout)
     log.info("chunk %d/%d: %d messages", chunk + 1, world.n_chunks, m)
     return m, c
 

@@ -3,7 +3,9 @@
 Messages of a chunk are encoded column-wise (``concat_str`` of text pieces gathered from
 per-world tables), sorted by upload time and written to
 ``messages/<upload date>/part-NNNN.jsonl``: a late upload of a day's sale lands in a later
-day's folder. Everything is sorted before writing, so the same seed gives the same bytes;
+day's folder. With the layout ``per-institution`` each institution's uploads of a day
+are one file, ``messages/<upload date>/<fixmedins_code>.jsonl``, as a province receives
+them. Everything is sorted before writing, so the same seed gives the same bytes;
 a chunk's files are its own, so chunks may be written in any order, on any thread.
 """
 
@@ -29,6 +31,7 @@ INFNOS = ("3501", "3502", "3503", "3504", "3505", "3506", "3507")
 BCHNO_PREFIX = ("I", "C", "G", "B", "S", "T", "")  # by infno, as INFNOS
 # body shape of each infno (as INFNOS): inventory, change, purchase, sale, delete
 SHAPE = np.array([2, 1, 3, 3, 0, 0, 4], dtype=np.int8)
+LAYOUTS = ("parts", "per-institution")
 
 
 def write_reference(world: World, out: Path) -> None:
@@ -72,7 +75,8 @@ def write_issuance(world: World, out: Path, rng: np.random.Generator) -> None:
     ).write_csv(out / "reference" / "code_issuance.csv")
 
 
-def write_messages(world: World, rows: pl.DataFrame, chunk: int, out: Path) -> tuple[int, int]:
+def write_messages(world: World, rows: pl.DataFrame, chunk: int, out: Path,
+                   layout: str = "parts") -> tuple[int, int]:
     """Encode and write one chunk's rows; returns (lines written, codes in valid lines).
 
     The lines, in file order and each ending in a newline, are written in slices of at
@@ -84,7 +88,9 @@ def write_messages(world: World, rows: pl.DataFrame, chunk: int, out: Path) -> t
     """
     if rows.height == 0:
         return 0, 0
-    enc = encode(world, rows, chunk)
+    per_institution = layout == "per-institution"
+    enc = encode(world, rows, chunk, per_institution=per_institution)
+    codes = _tables(world).code
     n = enc.lines.len()
     n_codes = int(rows.filter(pl.col("bad").is_null())["n_codes"].fill_null(0).sum())
     size = enc.lines.str.len_bytes().cast(pl.Int64).to_numpy().copy()
@@ -93,8 +99,10 @@ def write_messages(world: World, rows: pl.DataFrame, chunk: int, out: Path) -> t
     ends = np.cumsum(size)
     files = np.flatnonzero((np.diff(enc.day) != 0) | (np.diff(enc.shard) != 0)) + 1
     for lo, hi in pairwise([0, *files.tolist(), n]):
+        name = (codes[int(enc.shard[lo])] if per_institution
+                else f"part-{int(enc.shard[lo]):04d}")
         path = (out / "messages" / enc.folders[int(enc.day[lo])]
-                / f"part-{int(enc.shard[lo]):04d}{'.jsonl.gz' if world.scale.gzip else '.jsonl'}")
+                / f"{name}{'.jsonl.gz' if world.scale.gzip else '.jsonl'}")
         path.parent.mkdir(parents=True, exist_ok=True)
         fixed = np.array([a for a in enc.replace if lo <= a < hi], dtype=np.int64)
         cuts = np.unique(np.concatenate([[lo, hi], np.arange(lo, hi, WRITE_ROWS), fixed,
@@ -130,12 +138,13 @@ class Encoded:
 
     lines: pl.Series  # each line with its newline
     day: np.ndarray  # upload day, index into folders
-    shard: np.ndarray
+    shard: np.ndarray  # part file, or institution (layout per-institution)
     folders: list[str]  # YYYY-MM-DD by day
     replace: dict[int, bytes]  # malformed lines, by position: what is written instead
 
 
-def encode(world: World, rows: pl.DataFrame, chunk: int) -> Encoded:
+def encode(world: World, rows: pl.DataFrame, chunk: int, *,
+           per_institution: bool = False) -> Encoded:
     """Every row as a JSON line, in the order written (by upload day, part file, upload
     time, institution).
 
@@ -172,7 +181,7 @@ def encode(world: World, rows: pl.DataFrame, chunk: int) -> Encoded:
     # written order (o): file (upload day, shard), then upload time, institution, body
     # shape (sale, change, inventory, purchase, delete), then row
     spc = world.scale.shards_per_chunk
-    shard = chunk * spc + inst % spc
+    shard = inst if per_institution else chunk * spc + inst % spc
     o = lexsort((rank, inst, t_up, shard, up_day))
     # msgid: institution + upload second + sequence within that second
     mseq = np.empty(n, dtype=np.int64)

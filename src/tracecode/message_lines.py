@@ -1,0 +1,233 @@
+"""The lines of a message file, and lines of many files packed into one Arrow block.
+
+A file is opened without following links and without blocking, checked to be a regular
+file, hashed as it is read, and split into lines (LF, CRLF or a lone CR; a UTF-8 BOM at
+the start dropped). A truncated or corrupt gzip yields every complete line before the
+break. ``LinePacker`` gathers the lines of many small files into one ``batch_lines``
+table, so the parse SQL runs once per block, not once per file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import re
+import stat
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from tracecode.message_files import MessageFile
+
+# a raw CR is never inside a JSON text: one not followed by LF ends a line (old Mac files)
+_LONE_CR = re.compile(rb"\r(?!\n|\Z)")
+_GZ_PIECE = 1 << 16
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+@dataclass
+class FileRead:
+    """What reading one file gave. ``error`` says where it broke off, ``tail`` is the
+    partial line at the break (the caller quarantines both as one more line)."""
+
+    lines: int = 0
+    size: int = 0  # bytes read, as stored (compressed, for .gz)
+    sha256: str = ""
+    error: str | None = None
+    tail: bytes = b""
+
+
+def read_lines(
+    f: MessageFile, block_bytes: int, out: FileRead
+) -> Iterator[tuple[int, bytes, int]]:
+    """The file's complete lines, a block at a time: (number of the block's first line,
+    the block, ending with a newline, its number of lines).
+
+    A UTF-8 BOM at the start is dropped, a lone CR ends a line, a last line without a
+    newline gets one; a truncated or corrupt gzip keeps every complete line before the
+    break. ``out`` is filled in as the file is read.
+    """
+    digest = hashlib.sha256()
+    carry = b""
+    first = True
+    try:
+        for chunk in _decoded(f, block_bytes, digest, out):
+            if first:
+                first = False
+                if chunk.startswith(codecs.BOM_UTF8):
+                    chunk = chunk[3:]
+            buf = carry + chunk if carry else chunk
+            if b"\r" in buf:
+                buf = _LONE_CR.sub(b"\n", buf)
+            cut = buf.rfind(b"\n") + 1
+            if cut:
+                block = buf[:cut]
+                n = block.count(b"\n")
+                yield out.lines + 1, block, n
+                out.lines += n
+            carry = buf[cut:]
+    except _Broken as e:
+        out.error = f"{e} after line {out.lines}"
+        out.tail = carry
+    else:
+        if carry:
+            yield out.lines + 1, carry + b"\n", 1
+            out.lines += 1
+    out.sha256 = digest.hexdigest()
+
+
+class _Broken(Exception):
+    pass
+
+
+def _decoded(
+    f: MessageFile, block_bytes: int, digest: hashlib._Hash, out: FileRead
+) -> Iterator[bytes]:
+    raw = _raw(f, block_bytes, digest, out)
+    if not f.rel.endswith(".gz"):
+        yield from raw
+        return
+    d = zlib.decompressobj(wbits=31)
+    started = False  # d has been fed: a member is open until d.eof
+    for raw_block in raw:
+        # fed in small pieces, so that a corrupt piece costs only what it decodes to
+        for at in range(0, len(raw_block), _GZ_PIECE):
+            data = raw_block[at: at + _GZ_PIECE]
+            while data:
+                if d.eof:  # a member ended: another may follow (concatenated gzip)
+                    if not data.startswith(b"\x1f\x8b"):
+                        raise _Broken("bytes that are not gzip")
+                    d = zlib.decompressobj(wbits=31)
+                started = True
+                before = d.copy()
+                try:
+                    chunk = d.decompress(data, block_bytes)
+                except zlib.error as e:
+                    yield from _up_to_the_damage(before, data)
+                    raise _Broken(f"corrupt gzip ({e})") from e
+                if chunk:
+                    yield chunk
+                data = d.unused_data if d.eof else d.unconsumed_tail
+    if started and not d.eof:
+        raise _Broken("truncated gzip")
+
+
+def _up_to_the_damage(d: zlib._Decompress, data: bytes) -> Iterator[bytes]:
+    """What a piece decodes to before its first bad byte, fed a byte at a time."""
+    for i in range(len(data)):
+        try:
+            chunk = d.decompress(data[i: i + 1])
+        except zlib.error:
+            return
+        if chunk:
+            yield chunk
+
+
+def _raw(f: MessageFile, block_bytes: int, digest: hashlib._Hash, out: FileRead
+         ) -> Iterator[bytes]:
+    """The file's bytes as of opening it (a file still being appended to is read up to
+    its size then), hashed as read. Opened without following a link and without
+    blocking, and checked to be a regular file before the first read."""
+    try:
+        fd = os.open(f.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise _Broken(f"cannot be opened ({e.strerror})") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Broken("no longer a regular file")
+        left = st.st_size  # no read past it: a small file costs one read
+        while left > 0:
+            try:
+                data = os.read(fd, min(block_bytes, left))
+            except OSError as e:
+                raise _Broken(f"read error ({e.strerror})") from e
+            if not data:
+                return
+            left -= len(data)
+            digest.update(data)
+            out.size += len(data)
+            yield data
+    finally:
+        os.close(fd)
+
+
+# -- packing ----------------------------------------------------------------------------
+
+
+class LinePacker:
+    """Lines of many files gathered into one ``batch_lines`` Arrow table: the parse SQL
+    runs once per block of ``block_bytes``, not once per file."""
+
+    def __init__(self, block_bytes: int) -> None:
+        self.block_bytes = block_bytes
+        self.parts: list[bytes] = []
+        self.part_file: list[int] = []  # index of the part's file in the group
+        self.part_first: list[int] = []  # line number of the part's first line
+        self.part_lines: list[int] = []
+        self.size = 0
+
+    def add(self, file_index: int, first_line: int, block: bytes, n_lines: int) -> None:
+        self.parts.append(block)
+        self.part_file.append(file_index)
+        self.part_first.append(first_line)
+        self.part_lines.append(n_lines)
+        self.size += len(block)
+
+    def full(self) -> bool:
+        return self.size >= self.block_bytes
+
+    def take(self, file_ids: np.ndarray, rels: pa.Array) -> pa.Table | None:
+        """The packed lines as a table ``(txt, bad_bytes, line_no, file_id, src_file)``,
+        emptying the packer; None when there is nothing."""
+        if not self.parts:
+            return None
+        data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        counts = np.asarray(self.part_lines, dtype=np.int64)
+        arr = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(arr == 10) + 1
+        n = len(ends)
+        assert n == int(counts.sum()), "line count of a packed block"
+        offsets = np.empty(n + 1, dtype=np.int64)
+        offsets[0] = 0
+        offsets[1:] = ends
+        raw = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+        starts = np.cumsum(counts) - counts
+        first = np.asarray(self.part_first, dtype=np.int64)
+        line_no = np.arange(n, dtype=np.int64) + np.repeat(first - starts, counts)
+        file_index = np.repeat(np.asarray(self.part_file, dtype=np.int64), counts)
+        try:
+            # Arrow validates the whole block's UTF-8 at C speed
+            txt = raw.cast(pa.large_string())
+            bad = pa.nulls(n, pa.large_string())
+        except pa.ArrowInvalid:
+            txt, bad = _split_invalid_utf8(raw)
+        self.__init__(self.block_bytes)  # type: ignore[misc]
+        return pa.table({
+            "txt": txt, "bad_bytes": bad, "line_no": line_no,
+            "file_id": pa.array(file_ids[file_index], pa.int64()),
+            "src_file": rels.take(pa.array(file_index)),
+        })
+
+
+def _split_invalid_utf8(raw: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
+    """For a block with invalid UTF-8 (rare): the text of the good lines, and the bad ones
+    with their bytes escaped (``\\xff``) for the quarantine."""
+    txt: list[str | None] = []
+    bad: list[str | None] = []
+    for line in raw.to_pylist():
+        try:
+            txt.append(line.decode("utf-8"))
+            bad.append(None)
+        except UnicodeDecodeError:
+            txt.append(None)
+            bad.append(line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace"))
+    return pa.array(txt, pa.large_string()), pa.array(bad, pa.large_string())
