@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, inputs, leads, reference, report, rules
+from tracecode import anomaly, compliance, ingest, inputs, leads, quality, reference, report, rules
 from tracecode.db import Database
 from tracecode.errors import InputError
 from tracecode.settings import Settings
@@ -49,6 +49,11 @@ class RunSummary:
     screen: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    # data-quality findings by pattern, compliance findings by category, and the bureau's
+    # headline figures (tracecode.compliance.headline)
+    data_quality: dict[str, int] = field(default_factory=dict)
+    compliance: dict[str, int] = field(default_factory=dict)
+    headline: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,10 +125,16 @@ def screen_stage(
                                      refreshed)
         lap("inputs")
         with inputs.screening(db):
+            # upload habits the rules stay out of; a rule whose exemptions changed
+            # screens everything
+            scoped = scoped - quality.prepare(db, settings, rule_list)
             runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
             lap("rules")
             leads.build_leads(db, rule_list, settings, scoped=scoped)
             lap("leads")
+            quality.build_findings(db, settings)
+            compliance.build_findings(db, settings)
+            lap("quality")
             # the model sees the whole history each run; its fitted models are kept
             # beside the database, one folder per run, so every run's scores can be
             # reproduced
@@ -177,6 +188,8 @@ def full_rules(db: Database, rule_list: list[rules.Rule], settings: Settings) ->
 def export_stage(db_path: Path, out: Path, summary: RunSummary, *, unmask: bool = False) -> None:
     with Database.open(db_path) as db:
         report.write_outputs(db, out, summary.to_dict(), unmask=unmask)
+        quality.write_findings(db, out)
+        compliance.write_findings(db, out)
         db.execute(
             "finish run",
             "update runs set finished_at = now(), summary = $summary where run_id = $run_id",
@@ -198,8 +211,9 @@ def start_run(db_path: Path, landing: Path) -> tuple[str, str]:
 def summarize(
     db_path: Path, run_id: str, landing: Path, started_at: str, seconds: float,
     refs: list[reference.ReferenceResult], result: ingest.IngestResult,
-    screen: ScreenResult,
+    screen: ScreenResult, settings: Settings | None = None,
 ) -> RunSummary:
+    settings = settings or Settings()
     with Database.open(db_path) as db:
         by_category = dict(db.fetch_rows(
             "leads by category",
@@ -208,6 +222,13 @@ def summarize(
         ))
         (dismissed,) = db.fetch_one(
             "dismissed", "select count(*) from leads where status = 'dismissed'")
+        data_quality = {str(k): int(v) for k, v in db.fetch_rows(
+            "findings by pattern",
+            "select pattern, count(*) from dq_findings group by all order by pattern")}
+        by_compliance = {str(k): int(v) for k, v in db.fetch_rows(
+            "compliance by category",
+            "select category, count(*) from compliance_findings group by all order by 1")}
+        headline = compliance.headline(db, settings)
         totals = dict(zip(
             ("records", "current_records", "codes", "quarantined", "files"),
             db.fetch_one("totals", """select
@@ -233,6 +254,7 @@ def summarize(
         screen=screen.to_dict(),
         files=[asdict(f) for f in result.files],
         totals={k: int(v) for k, v in totals.items()},
+        data_quality=data_quality, compliance=by_compliance, headline=headline,
     )
 
 
@@ -249,7 +271,7 @@ def run(
     refs, result = ingest_stage(db_path, landing, run_id, encoding=encoding)
     screen = screen_stage(db_path, settings, run_id, incremental=incremental)
     summary = summarize(db_path, run_id, landing, started_at, time.perf_counter() - began,
-                        refs, result, screen)
+                        refs, result, screen, settings)
     export_stage(db_path, out, summary, unmask=unmask)
     log.info("run %s: %d leads, %s", run_id, summary.leads, summary.leads_by_category)
     return summary
