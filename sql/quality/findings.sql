@@ -109,6 +109,7 @@ mirrors as (
 placeholder_sales as (
     select
         s.fixmedins_code,
+        s.rec_id,
         s.sel_time,
         case when p.field = 'certno' then mask_certno(p.value) else p.value end as example
     from sale_records as s
@@ -123,7 +124,7 @@ placeholders as (
     select
         fixmedins_code,
         'placeholder_identity' as pattern,
-        count(*) as n_records,
+        count(distinct rec_id) as n_records,
         string_agg(distinct example, '; ') as examples,
         min(sel_time) as first_time,
         max(sel_time) as last_time
