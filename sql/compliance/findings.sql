@@ -16,14 +16,32 @@ with judged as (
       and active_days >= $min_active_days
 ),
 
--- peers: institutions of the same type (pharmacy, clinic, hospital) anywhere
-capture_peers as (
-    select
-        fixmedins_type,
-        median(capture_share) as peer_median
+-- peers: judged institutions of the same type (pharmacy, clinic, hospital), or all of
+-- them where a type has fewer than three
+measured as (
+    select *
     from judged
     where insured_sales >= $min_insured_sales
+),
+
+type_peers as (
+    select
+        fixmedins_type,
+        median(capture_share) as peer_median,
+        count(*) as n_peers
+    from measured
     group by fixmedins_type
+),
+
+capture_peers as (
+    select
+        m.fixmedins_code,
+        case
+            when t.n_peers >= 3 then t.peer_median
+            else (select median(capture_share) from measured)
+        end as peer_median
+    from measured as m
+    join type_peers as t using (fixmedins_type)
 ),
 
 capture_gap as (
@@ -42,10 +60,9 @@ capture_gap as (
             || round(100 * p.peer_median, 1) || '%); ' || j.insured_without_codes
             || ' were settled without a code, the fund paying '
             || round(j.fund_without_codes, 2) || ' yuan' as what_en
-    from judged as j
-    join capture_peers as p using (fixmedins_type)
-    where j.insured_sales >= $min_insured_sales
-      and j.capture_share < p.peer_median - $capture_gap_points
+    from measured as j
+    join capture_peers as p using (fixmedins_code)
+    where j.capture_share < p.peer_median - $capture_gap_points
 ),
 
 -- silence beyond what every institution shows at the end of the data (a shared closure)

@@ -104,20 +104,22 @@ select
     (select count(*) from registered where connected) as institutions_connected,
     (select count(*) filter (where connected) / nullif(count(*), 0) from registered)
         as connected_rate,
-    (select coalesce(sum(codes_collected), 0) from capture_institutions) as codes_collected,
-    (select coalesce(sum(insured_sales), 0) from capture_institutions) as insured_sales,
-    (select coalesce(sum(insured_with_codes), 0) from capture_institutions)
+    (select coalesce(sum(codes_collected), 0)::bigint from capture_institutions)
+        as codes_collected,
+    (select coalesce(sum(insured_sales), 0)::bigint from capture_institutions)
+        as insured_sales,
+    (select coalesce(sum(insured_with_codes), 0)::bigint from capture_institutions)
         as insured_sales_with_codes,
     (select sum(insured_with_codes) / nullif(sum(insured_sales), 0) from capture_institutions)
         as capture_rate,
-    (select coalesce(sum(fund_without_codes), 0) from capture_institutions)
+    (select coalesce(sum(fund_without_codes), 0)::double from capture_institutions)
         as fund_without_codes,
     (select count(*) from leads) as leads_raised,
     (select count(*) from leads where status = 'confirmed') as leads_confirmed,
     (select count(*) from leads where status = 'dismissed') as leads_dismissed,
     (select count(*) from leads where status = 'open') as leads_open,
     (select count(*) from proposed) as institutions_proposed,
-    (select coalesce(round(sum(amount), 2), 0) from open_leads) as amount_at_risk,
+    (select coalesce(round(sum(amount), 2), 0)::double from open_leads) as amount_at_risk,
     (select count(*) from compliance_findings) as compliance_findings,
     (select count(*) from dq_findings) as data_quality_findings
 """
@@ -139,7 +141,7 @@ select
     d.insured_sales,
     d.insured_with_codes,
     d.insured_with_codes / nullif(d.insured_sales, 0) as capture_rate,
-    d.codes_collected,
+    d.codes_collected::bigint as codes_collected,
     coalesce(l.leads, 0) as leads
 from capture_days as d
 left join leads_by_day as l using (day)
@@ -169,8 +171,8 @@ select
     i.city,
     count(*) filter (where i.registered) as institutions_registered,
     count(*) filter (where i.registered and i.connected) as institutions_connected,
-    sum(i.codes_collected) as codes_collected,
-    sum(i.insured_sales) as insured_sales,
+    sum(i.codes_collected)::bigint as codes_collected,
+    sum(i.insured_sales)::bigint as insured_sales,
     sum(i.insured_with_codes) / nullif(sum(i.insured_sales), 0) as capture_rate,
     coalesce(max(l.leads), 0) as leads
 from capture_institutions as i
