@@ -13,7 +13,8 @@ from tracecode import pipeline
 from tracecode.db import Database
 from tracecode.settings import settings_from_dict
 
-SETTINGS = {"compliance": {"min_insured_sales": 5, "min_active_days": 3, "silence_days": 3}}
+SETTINGS = {"compliance": {"min_insured_sales": 5, "min_active_days": 3, "silence_days": 3,
+                           "silence_min_expected_sales": 10}}
 PEOPLE = ("p1", "p2", "p3", "p4", "p8", "p9", "p10", "p11", "p12", "p13")
 
 

@@ -4,7 +4,8 @@
 -- $upload_lag_days, and the [score] caps. Look-alikes that are not findings: an
 -- institution uploading for fewer than $min_active_days days (new), one with fewer than
 -- $min_insured_sales insured sales (a small clinic), and a closure its peers share (a
--- holiday: silence is counted beyond the peers' median).
+-- holiday: silence is counted beyond the peers' median), and a gap an institution that
+-- uploads only some days shows anyway (silence must exceed three of its usual gaps).
 
 delete from compliance_findings;
 
@@ -88,6 +89,13 @@ upload_silence as (
     from judged as j
     cross join silence_peers as p
     where j.days_silent - coalesce(p.peer_median, 0) >= $silence_days
+      -- and far longer than its usual gap between upload days (a clinic uploading twice a
+      -- week is not silent after four days)
+      and j.days_silent >= 3 * (epoch(j.last_upload - j.first_upload) / 86400.0 + 1)
+                             / j.active_days
+      -- and long enough to miss many sales at its usual pace (a quiet shop's quiet days)
+      and j.days_silent * j.sales / (epoch(j.last_upload - j.first_upload) / 86400.0 + 1)
+          >= $silence_min_expected_sales
 ),
 
 late_peers as (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -108,6 +109,8 @@ def simulate(
     days: Annotated[int, typer.Option(help="Days of history.")] = 7,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2025-11-01",
+    habits: Annotated[bool, typer.Option(
+        help="Plant real upload habits and capture gaps (habits.csv).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Generate a simulated province: reference data, uploads and planted frauds (truth.csv)."""
@@ -117,7 +120,7 @@ def simulate(
         from tracecode.simulate import simulate as simulate_world
 
         result = simulate_world(out, scale=scale, days=days, seed=seed,
-                                start=_parse_date(start))
+                                start=_parse_date(start), habits=habits)
         typer.echo(f"{result.n_messages} messages, {result.n_codes} codes, "
                    f"{result.n_truth} planted frauds -> {out} ({result.seconds:.1f}s)")
 
@@ -137,12 +140,23 @@ def evaluate(
         from tracecode import evaluate as ev
 
         result = ev.evaluate(truth, leads)
+        # a simulation with --habits, and a run that wrote its findings beside the leads
+        habits = truth.with_name("habits.csv")
+        dq, comp = leads.with_name("data_quality.csv"), leads.with_name("compliance.csv")
+        scores = (ev.evaluate_habits(habits, dq, comp)
+                  if habits.is_file() and dq.is_file() and comp.is_file() else None)
         if as_json:
-            typer.echo(json.dumps(ev.to_dict(result), ensure_ascii=False, indent=2))
+            out = ev.to_dict(result)
+            if scores is not None:
+                out["habits"] = [dataclasses.asdict(s) for s in scores]
+            typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         else:
             typer.echo(ev.render_table(result))
             if result.false_positives:
                 typer.echo("\nFalse positives by category:\n" + ev.render_false_positives(result))
+            if scores is not None:
+                typer.echo("\nData-quality and compliance findings against habits.csv:\n"
+                           + ev.render_habits_table(scores))
 
     _guard(debug, go)
 

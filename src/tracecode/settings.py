@@ -100,6 +100,8 @@ class ComplianceSettings:
 
     # silent: no upload in the last this many days, after uploading before
     silence_days: int = 3
+    # and long enough to have missed this many sales at its usual pace
+    silence_min_expected_sales: int = 20
     # judged only with this many insured sales (a clinic with few sales is not measured)
     min_insured_sales: int = 30
     # and only after uploading for this many days (a new institution is not measured)
