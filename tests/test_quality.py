@@ -111,3 +111,46 @@ def test_each_upload_pattern_is_a_finding_for_its_institution(
 
 
 SHOPPERS_ = ("p1", "p2", "p3", "p4")
+
+
+def test_the_simulator_plants_each_habit_at_its_institutions_only() -> None:
+    from datetime import date
+
+    import numpy as np
+
+    from tracecode.simulate import habits
+    from tracecode.simulate.records import conform
+    from tracecode.simulate.scales import SCALES
+    from tracecode.simulate.world import DAY, build_world
+
+    world = build_world(SCALES["demo"], date(2025, 11, 1), 14, 1)
+    frauds = conform(pl.DataFrame({"inst": [0, 1]}))
+    plan = habits.plan_habits(world, frauds, np.random.default_rng(0))
+    assert set(plan["habit"]) == set(habits.HABITS) and not {0, 1} & set(plan["inst"])
+    at = dict(zip(plan["habit"], plan["inst"], strict=False))
+    n = 400
+    inst = np.repeat([at[h] for h in habits.HABITS] + [0], n // 6 + 1)[:n]
+    t_ev = np.arange(n) * (14 * DAY // n)
+    rows = conform(pl.DataFrame({
+        "key": np.arange(n), "infno": "3505", "inst": inst, "t_ev": t_ev, "t_up": t_ev + 60,
+        "codes": [f"81{i:018d}" for i in range(n)], "n_codes": 1, "trdn": "0",
+        "role": "normal",
+    }))
+    out = habits.apply_habits(world, rows, plan, np.random.default_rng(1))
+
+    def of(habit: str) -> pl.DataFrame:
+        return out.filter(pl.col("inst") == at[habit])
+
+    certnos = of("placeholder_identity")["certno"]
+    placeholder = (certnos == habits.PLACEHOLDER_CERTNO).fill_null(False)
+    assert 0.2 < placeholder.mean() < 0.6  # type: ignore[operator]
+    assert (of("twelve_hour_clock")["t_ev"] % DAY < 13 * 3600).all()
+    late = of("late_upload")
+    due = np.minimum(late["t_ev"] + 3 * DAY, 14 * DAY - 60)
+    assert (late["t_up"] >= due).all()
+    assert of("upload_silence")["t_ev"].max() < 10 * DAY  # type: ignore[operator]
+    mirrored = of("dispensing_as_inbound")
+    sold, moved = (mirrored.filter(pl.col("infno") == k) for k in ("3505", "3502"))
+    assert sorted(moved["codes"]) == sorted(sold["codes"]) and set(moved["chg_type"]) == {"101"}
+    # the institution with no habit is as it was
+    assert out.filter(pl.col("inst") == 0).equals(rows.filter(pl.col("inst") == 0))
