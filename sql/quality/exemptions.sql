@@ -99,7 +99,7 @@ having count(*) >= $twelve_hour_min_sales
    and max(t.sel_time::time) < time '13:00';
 
 -- Dispensing sent as an inbound: an institution whose 3502 101 (transfer in) records
--- mostly name codes it sold itself within hours, as if its system mirrored every sale
+-- mostly name codes it had sold itself hours before, as if its system mirrored every sale
 -- as a stock movement in the wrong direction. reflux_inbound does not count those 101s
 -- at the seller itself (the window is kept with the institution, `mirror_hours`).
 delete from dispensing_as_inbound;
@@ -123,8 +123,9 @@ mirrored as (
     join sales as s
         on s.code_id = t.code_id
        and s.fixmedins_code = t.fixmedins_code
-       and s.sel_time between t.move_time - to_seconds($mirror_hours * 3600)
-                          and t.move_time + to_seconds($mirror_hours * 3600)
+       -- after the sale: a transfer in before it is how the box got there
+       and t.move_time >= s.sel_time
+       and t.move_time <= s.sel_time + to_seconds($mirror_hours * 3600)
 )
 
 select
