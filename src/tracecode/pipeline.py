@@ -81,7 +81,7 @@ class ScreenResult:
     rebuilt: bool                   # inputs and every rule over the whole history
     rules_on_touched: int           # rules that screened only the touched subjects
     touched_codes: int              # codes whose kept inputs were recomputed (0 if rebuilt)
-    seconds: dict[str, float]       # inputs, rules, leads, model, commit
+    seconds: dict[str, float]       # inputs, exemptions, rules, leads, quality, model, commit
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -128,6 +128,7 @@ def screen_stage(
             # upload habits the rules stay out of; a rule whose exemptions changed
             # screens everything
             scoped = scoped - quality.prepare(db, settings, rule_list)
+            lap("exemptions")
             runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
             lap("rules")
             leads.build_leads(db, rule_list, settings, scoped=scoped)
