@@ -129,12 +129,13 @@ def test_the_simulator_plants_each_habit_at_its_institutions_only() -> None:
     assert set(plan["habit"]) == set(habits.HABITS) and not {0, 1} & set(plan["inst"])
     at = dict(zip(plan["habit"], plan["inst"], strict=False))
     n = 400
-    inst = np.repeat([at[h] for h in habits.HABITS] + [0], n // 6 + 1)[:n]
+    insts = [at[h] for h in habits.HABITS] + [0]
+    inst = np.array(insts)[np.arange(n) % len(insts)]
     t_ev = np.arange(n) * (14 * DAY // n)
     rows = conform(pl.DataFrame({
         "key": np.arange(n), "infno": "3505", "inst": inst, "t_ev": t_ev, "t_up": t_ev + 60,
         "codes": [f"81{i:018d}" for i in range(n)], "n_codes": 1, "trdn": "0",
-        "role": "normal",
+        "setl": "1", "role": "normal",
     }))
     out = habits.apply_habits(world, rows, plan, np.random.default_rng(1))
 
@@ -145,6 +146,9 @@ def test_the_simulator_plants_each_habit_at_its_institutions_only() -> None:
     placeholder = (certnos == habits.PLACEHOLDER_CERTNO).fill_null(False)
     assert 0.2 < placeholder.mean() < 0.6  # type: ignore[operator]
     assert (of("twelve_hour_clock")["t_ev"] % DAY < 13 * 3600).all()
+    unscanned = of("capture_gap").filter(pl.col("codes").is_null())
+    assert 0.4 < unscanned.height / of("capture_gap").height < 0.8
+    assert (unscanned["n_codes"] == 0).all()
     late = of("late_upload")
     due = np.minimum(late["t_ev"] + 3 * DAY, 14 * DAY - 60)
     assert (late["t_up"] >= due).all()

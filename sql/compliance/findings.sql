@@ -57,7 +57,7 @@ capture_gap as (
         '医保结算销售中仅 ' || round(100 * j.capture_share, 1) || '% 上传了追溯码（同类机构中位数 '
             || round(100 * p.peer_median, 1) || '%），' || j.insured_without_codes
             || ' 笔无码结算，医保基金支付 ' || round(j.fund_without_codes, 2) || ' 元' as what_zh,
-        'only ' || round(100 * j.capture_share, 1) || '% of its insured sales carried codes (peers '
+        'had codes on only ' || round(100 * j.capture_share, 1) || '% of its insured sales (peers '
             || round(100 * p.peer_median, 1) || '%); ' || j.insured_without_codes
             || ' were settled without a code, the fund paying '
             || round(j.fund_without_codes, 2) || ' yuan' as what_en
@@ -113,10 +113,10 @@ late_upload as (
         p.peer_median,
         j.fund_late as amount,
         j.late_sales as n_events,
-        round(100 * j.late_share, 1) || '% 的销售晚于 ' || $upload_lag_days || ' 天才上传（同类中位数 '
+        '有 ' || round(100 * j.late_share, 1) || '% 的销售晚于 ' || $upload_lag_days || ' 天才上传（同类中位数 '
             || round(100 * coalesce(p.peer_median, 0), 1) || '%，滞后中位数 '
             || round(j.lag_median_days, 1) || ' 天）' as what_zh,
-        round(100 * j.late_share, 1) || '% of its sales were uploaded more than '
+        'uploaded ' || round(100 * j.late_share, 1) || '% of its sales more than '
             || $upload_lag_days || ' days late (peers '
             || round(100 * coalesce(p.peer_median, 0), 1) || '%, median lag '
             || round(j.lag_median_days, 1) || ' days)' as what_en

@@ -11,6 +11,7 @@ category), which ``tracecode evaluate`` scores. Rates:
 - ``twelve_hour_clock``: every sale from 13:00 on is written 12 hours early;
 - ``dispensing_as_inbound``: every whole-pack sale is also sent as a 3502 ``101`` a minute
   later, with the same codes;
+- ``capture_gap``: 60% of its insured sales are sent without their codes (not scanned);
 - ``late_upload``: every record is uploaded 3 days after the event (at most at the end of
   the window);
 - ``upload_silence``: nothing is uploaded about the last 4 days.
@@ -32,12 +33,14 @@ HABITS = {  # habit -> kind of finding
     "placeholder_identity": "data_quality",
     "twelve_hour_clock": "data_quality",
     "dispensing_as_inbound": "data_quality",
+    "capture_gap": "compliance",
     "late_upload": "compliance",
     "upload_silence": "compliance",
 }
 PLACEHOLDER_CERTNO = "320500199001010011"
 PLACEHOLDER_NAME = "参保人"
 PLACEHOLDER_SHARE = 0.4
+UNSCANNED_SHARE = 0.6
 LATE_DAYS = 3
 SILENT_DAYS = 4
 HABIT_KEY_BASE = 1 << 38
@@ -63,7 +66,7 @@ def plan_habits(world: World, frauds: pl.DataFrame, rng: np.random.Generator) ->
     per_habit = min(PER_HABIT, len(candidates) // len(HABITS))
     chosen = candidates[:per_habit * len(HABITS)]
     habits = np.repeat(list(HABITS), per_habit)
-    rates = {"placeholder_identity": PLACEHOLDER_SHARE}
+    rates = {"placeholder_identity": PLACEHOLDER_SHARE, "capture_gap": UNSCANNED_SHARE}
     return pl.DataFrame({
         "inst": chosen.astype(np.int64),
         "habit": habits,
@@ -89,11 +92,16 @@ def apply_habits(world: World, rows: pl.DataFrame, plan: pl.DataFrame,
         .then(pl.lit(PLACEHOLDER_NAME)).otherwise("psn_name"),
         t_ev=pl.when(at("twelve_hour_clock") & sale & (pl.col("t_ev") % DAY >= 13 * 3600))
         .then(pl.col("t_ev") - 12 * 3600).otherwise("t_ev"),
+        codes=pl.when(at("capture_gap") & sale & (pl.col("role") == "normal")
+                      & (pl.col("setl") == "1") & (u >= 1 - UNSCANNED_SHARE))
+        .then(None).otherwise("codes"),
         t_up=pl.when(at("late_upload"))
         .then(pl.max_horizontal("t_up", pl.min_horizontal(pl.col("t_ev") + LATE_DAYS * DAY,
                                                            end - 60)))
         .otherwise("t_up"),
     )
+    rows = rows.with_columns(
+        n_codes=pl.when(pl.col("codes").is_null()).then(0).otherwise("n_codes"))
     rows = rows.filter(~(at("upload_silence") & (pl.col("t_ev") >= end - SILENT_DAYS * DAY)))
     mirrors = rows.filter(at("dispensing_as_inbound") & sale & (pl.col("trdn") == "0")
                           & (pl.col("n_codes") > 0) & (pl.col("role") != "fraud"))
