@@ -75,7 +75,14 @@ def test_institutions_far_below_their_peers_are_findings_and_the_look_alikes_are
     assert {"leads_raised", "leads_confirmed", "leads_dismissed", "leads_open",
             "institutions_proposed", "amount_at_risk"} <= head.keys()
     assert [d["day"] for d in head["by_day"]] == [f"2025-11-{d:02d}" for d in range(1, 11)]
-    assert {c["city"] for c in head["by_city"]} == {"4401", "4403"}
+    cities = {c["city"]: c for c in head["by_city"]}
+    assert cities.keys() == {"4401", "4403"}
+    assert (cities["4401"]["institutions_registered"], cities["4401"]["institutions_connected"],
+            cities["4403"]["capture_rate"]) == (6, 5, round(10 / 30, 4))
+    with Database.open(db_path, read_only=True) as db:
+        district = db.fetch_one("district", """select institutions_silent, dq_findings
+                                           from capture_regions where region = '440104'""")
+    assert district == (1, 0)  # P44010400003 went silent
 
 
 def test_upload_lag_and_scanning_are_measured_per_institution(

@@ -1,6 +1,7 @@
 -- Capture measures (应采尽采、依码结算) per institution and per day, over everything
--- uploaded and institutions.csv. Rebuilt by every screen; findings.sql and the headline
--- figures read them. Parameters: $upload_lag_days ([rules]).
+-- uploaded and institutions.csv. Rebuilt by every screen, after the data-quality findings;
+-- findings.sql and the headline figures read them. Parameters: $upload_lag_days ([rules]),
+-- $silence_days ([compliance]).
 
 -- One row per registered or uploading institution.
 create or replace table capture_institutions as
@@ -90,6 +91,15 @@ stock_ins as (
     group by fixmedins_code
 ),
 
+-- its data-quality findings (sql/quality/findings.sql, built before this)
+dq_counts as (
+    select
+        fixmedins_code,
+        count(*) as dq_findings
+    from dq_findings
+    group by fixmedins_code
+),
+
 institution_list as (
     select
         fixmedins_code,
@@ -142,12 +152,14 @@ select
     s.late_sales / nullif(s.sales, 0) as late_share,
     coalesce(s.fund_late, 0) as fund_late,
     -- days since its last upload, on the data's clock
-    epoch((select as_of from data_clock) - u.last_upload) / 86400.0 as days_silent
+    epoch((select as_of from data_clock) - u.last_upload) / 86400.0 as days_silent,
+    coalesce(q.dq_findings, 0) as dq_findings
 from institution_list as i
 left join uploads as u using (fixmedins_code)
 left join sale_measures as s using (fixmedins_code)
 left join codes as k using (fixmedins_code)
-left join stock_ins as t using (fixmedins_code);
+left join stock_ins as t using (fixmedins_code)
+left join dq_counts as q using (fixmedins_code);
 
 -- The same by day of sale, for the headline's trend.
 create or replace table capture_days as
@@ -163,3 +175,39 @@ from live_records as r
 where r.infno = '3505'
 group by r.event_time::date
 order by day;
+
+-- The same by region: each district (admdvs) and each city (its first 4 digits), over
+-- the registered institutions.
+create or replace table capture_regions as
+with levels as (
+    select 'district' as level, admdvs as region, * from capture_institutions where registered
+    union all
+    select 'city' as level, city as region, * from capture_institutions where registered
+)
+
+select
+    level,
+    region,
+    count(*) as institutions_registered,
+    count(*) filter (where connected) as institutions_connected,
+    count(*) filter (where connected) / count(*) as connected_rate,
+    count(*) filter (where days_silent >= $silence_days) as institutions_silent,
+    sum(codes_collected)::bigint as codes_collected,
+    sum(insured_sales)::bigint as insured_sales,
+    sum(insured_with_codes)::bigint as insured_with_codes,
+    sum(insured_with_codes) / nullif(sum(insured_sales), 0) as capture_rate,
+    sum(insured_whole_with_codes) / nullif(sum(insured_whole), 0) as capture_rate_whole,
+    sum(insured_split_with_codes) / nullif(sum(insured_split), 0) as capture_rate_split,
+    sum(fund_without_codes) as fund_without_codes,
+    sum(whole_count_mismatch)::bigint as whole_count_mismatch,
+    sum(stock_ins_without_codes)::bigint as stock_ins_without_codes,
+    sum(late_sales) / nullif(sum(sales), 0) as late_share,
+    sum(dq_findings)::bigint as dq_findings
+from levels
+where region is not null
+group by
+    level,
+    region
+order by
+    level,
+    region;

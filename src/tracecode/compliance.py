@@ -1,7 +1,8 @@
 """Capture compliance (应采尽采、依码结算) and the bureau's headline figures.
 
 After the leads, :func:`build_findings` measures every institution's capture
-(``sql/compliance/measures.sql``: tables ``capture_institutions`` and ``capture_days``)
+(``sql/compliance/measures.sql``: tables ``capture_institutions``, ``capture_regions``
+and ``capture_days``)
 and writes ``compliance_findings`` for those far below their peers (capture_gap,
 upload_silence, late_upload), scored like leads and exported apart from them
 (``out/compliance.csv``). :func:`headline` gives the figures a bureau reports, for
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 def build_findings(db: Database, settings: Settings) -> dict[str, int]:
     """Rebuild the capture measures and ``compliance_findings``; findings by category."""
     lag = {"upload_lag_days": settings.rules.upload_lag_days}
-    db.run_file("compliance/measures.sql", lag)
+    db.run_file("compliance/measures.sql",
+                {**lag, "silence_days": settings.compliance.silence_days})
     db.register("compliance_labels_arrow", pa.table({
         "category": list(COMPLIANCE_CATEGORIES),
         "category_zh": [c.zh for c in COMPLIANCE_CATEGORIES.values()],
@@ -168,16 +170,17 @@ lead_cities as (
 )
 
 select
-    i.city,
-    count(*) filter (where i.registered) as institutions_registered,
-    count(*) filter (where i.registered and i.connected) as institutions_connected,
-    sum(i.codes_collected)::bigint as codes_collected,
-    sum(i.insured_sales)::bigint as insured_sales,
-    sum(i.insured_with_codes) / nullif(sum(i.insured_sales), 0) as capture_rate,
-    coalesce(max(l.leads), 0) as leads
-from capture_institutions as i
-left join lead_cities as l using (city)
-where i.city is not null
-group by i.city
-order by i.city
+    r.region as city,
+    r.institutions_registered,
+    r.institutions_connected,
+    r.connected_rate,
+    r.codes_collected,
+    r.insured_sales,
+    r.capture_rate,
+    r.fund_without_codes,
+    coalesce(l.leads, 0) as leads
+from capture_regions as r
+left join lead_cities as l on l.city = r.region
+where r.level = 'city'
+order by r.region
 """
