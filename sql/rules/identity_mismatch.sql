@@ -2,11 +2,11 @@
 -- category: identity_mismatch
 -- subject: person
 -- severity: 4
--- why: A sale names the insured person twice, by psn_no and by the ID document (psn_cert_type, certno). When the document is a resident ID (type 01; or no type given and an 18-character resident-ID shape) the two must be one person of persons.csv: the psn_no's registered certno differs, or the certno is registered to another psn_no, or the certno is not a valid resident ID (check character, birth date): someone else's card or a made-up identity (冒名). Other documents (90 social-security card...) and sales without a certno are not compared. A psn_no missing from persons.csv is not a lead by itself (the register lags new enrolments and does not hold people insured elsewhere who settle here), but its sale is still checked: its certno must be valid and must not belong to another psn_no. One certno with two psn_no in the register (re-enrolled elsewhere) is consistent with either. Certnos are compared in upper case ('x' = 'X'), without surrounding blanks.
+-- why: A sale names the insured person twice, by psn_no and by the ID document (psn_cert_type, certno). Whenever the certno has the shape of an 18-character resident ID, whatever psn_cert_type says (01, 90 social-security card, which carries the citizen ID number, or another code set), and whenever the type is 01, the two must be one person of persons.csv: the psn_no's registered certno differs, or the certno is registered to another psn_no, or the certno is not a valid resident ID (check character, birth date, a region code that exists: python-stdnum's cn.ric list, table resident_id_regions): someone else's card or a made-up identity (冒名). Other documents (a passport, a 9-character card number) and sales without a certno are not compared. A psn_no missing from persons.csv is not a lead by itself (the register lags new enrolments and does not hold people insured elsewhere who settle here), but its sale is still checked: its certno must be valid and must not belong to another psn_no. One certno with two psn_no in the register (re-enrolled elsewhere) is consistent with either. Placeholders stay out: a certno or psn_no that the institution's system puts on many different buyers (placeholder_identities, [quality] placeholder_min_buyers) says nothing about any of them and is a data-quality finding instead. Certnos are compared in upper case ('x' = 'X'), without surrounding blanks.
 -- reason_zh: 参保人 {subject_id} 有 {n_events} 笔购药所报身份证号与参保登记不符或校验无效（{first_date} 至 {last_date}，{institutions_zh}），疑似冒名，医保基金支付 {amount} 元。
 -- reason_en: {n_events} purchases on person {subject_id} carried a resident ID that does not match the insurance register or is invalid ({first_date} to {last_date}, {institutions_en}), suggesting someone else's identity; the fund paid {amount} yuan.
 
-with purchases as (
+with stated as (
     select
         *,
         upper(trim(certno)) as stated_certno
@@ -15,15 +15,25 @@ with purchases as (
       and nullif(trim(certno), '') is not null
 ),
 
--- sales whose document is a resident ID (居民身份证)
+-- a placeholder the system fills in for unknown buyers is not anyone's identity
+purchases as (
+    select s.*
+    from stated as s
+    anti join placeholder_identities as c
+        on c.field = 'certno'
+       and c.value = s.stated_certno
+    anti join placeholder_identities as p
+        on p.field = 'psn_no'
+       and p.value = s.psn_no
+),
+
+-- sales whose document is a resident ID (居民身份证): declared so, or of its shape
+-- whatever the declared type (the social-security number is the ID number)
 resident_id_purchases as (
     select *
     from purchases
     where psn_cert_type = '01'
-       or (
-           nullif(trim(psn_cert_type), '') is null
-           and regexp_full_match(stated_certno, '[0-9]{17}[0-9X]')
-       )
+       or regexp_full_match(stated_certno, '[0-9]{17}[0-9X]')
 ),
 
 register as (
@@ -57,7 +67,9 @@ psns_of_certno as (
 id_validity as (
     select
         stated_certno,
-        is_valid_resident_id(stated_certno) as is_valid
+        is_valid_resident_id(stated_certno)
+            and left(stated_certno, 6) in (select region from resident_id_regions)
+            as is_valid
     from (
         select distinct stated_certno
         from resident_id_purchases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import date
@@ -140,6 +141,8 @@ def simulate(
         help="Message files: 'parts' (messages/<day>/part-NNNN.jsonl) or 'per-institution' "
              "(messages/<day>/<fixmedins_code>.jsonl, one file per institution per day)."
     )] = "parts",
+    habits: Annotated[bool, typer.Option(
+        help="Plant real upload habits and capture gaps (habits.csv).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Generate a simulated province: reference data, uploads and planted frauds (truth.csv)."""
@@ -149,7 +152,7 @@ def simulate(
         from tracecode.simulate import simulate as simulate_world
 
         result = simulate_world(out, scale=scale, days=days, seed=seed,
-                                start=_parse_date(start), layout=layout)
+                                start=_parse_date(start), layout=layout, habits=habits)
         typer.echo(f"{result.n_messages} messages, {result.n_codes} codes, "
                    f"{result.n_truth} planted frauds -> {out} ({result.seconds:.1f}s)")
 
@@ -169,12 +172,23 @@ def evaluate(
         from tracecode import evaluate as ev
 
         result = ev.evaluate(truth, leads)
+        # a simulation with --habits, and a run that wrote its findings beside the leads
+        habits = truth.with_name("habits.csv")
+        dq, comp = leads.with_name("data_quality.csv"), leads.with_name("compliance.csv")
+        scores = (ev.evaluate_habits(habits, dq, comp)
+                  if habits.is_file() and dq.is_file() and comp.is_file() else None)
         if as_json:
-            typer.echo(json.dumps(ev.to_dict(result), ensure_ascii=False, indent=2))
+            out = ev.to_dict(result)
+            if scores is not None:
+                out["habits"] = [dataclasses.asdict(s) for s in scores]
+            typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         else:
             typer.echo(ev.render_table(result))
             if result.false_positives:
                 typer.echo("\nFalse positives by category:\n" + ev.render_false_positives(result))
+            if scores is not None:
+                typer.echo("\nData-quality and compliance findings against habits.csv:\n"
+                           + ev.render_habits_table(scores))
 
     _guard(debug, go)
 

@@ -265,3 +265,53 @@ def to_dict(ev: Evaluation) -> dict[str, Any]:
             {**asdict(fp), "planted_as": list(fp.planted_as)} for fp in ev.false_positives
         ],
     }
+
+
+def evaluate_habits(habits_csv: Path, data_quality_csv: Path,
+                    compliance_csv: Path) -> tuple[Score, ...]:
+    """Score the data-quality and compliance findings against a simulation's
+    ``habits.csv`` (``simulate --habits``): a finding is a true positive when its
+    (pattern or category, institution) was planted. One row per planted pattern, then
+    the findings of patterns nobody planted (the simulator's own upload behaviour, e.g.
+    unusual codes from planted unknown-code frauds), whose precision is not meaningful."""
+    planted = _read_table(habits_csv, "habits", ("habit", "fixmedins_code")).rename(
+        {"habit": "pattern"})
+    found = pl.concat([
+        _read_table(data_quality_csv, "data-quality findings", ("pattern", "fixmedins_code")),
+        _read_table(compliance_csv, "compliance findings", ("category", "fixmedins_code"))
+        .rename({"category": "pattern"}),
+    ]).unique()
+    hit = found.join(planted, on=["pattern", "fixmedins_code"], how="semi")
+    missed = planted.join(found, on=["pattern", "fixmedins_code"], how="anti")
+
+    def count(df: pl.DataFrame) -> dict[str, int]:
+        return dict(df.group_by("pattern").len().iter_rows())
+
+    n_planted, n_found, n_tp, n_fn = count(planted), count(found), count(hit), count(missed)
+    order = sorted(n_planted) + sorted(set(n_found) - set(n_planted))
+    return tuple(_score(p, n_planted.get(p, 0), n_found.get(p, 0), n_tp.get(p, 0),
+                        n_fn.get(p, 0)) for p in order)
+
+
+def _read_table(path: Path, what: str, columns: tuple[str, ...]) -> pl.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationInputError(f"the {what} {path} does not exist; give the path of a CSV")
+    df = pl.read_csv(path, infer_schema=False)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise EvaluationInputError(f"the {what} {path} lacks column(s) {', '.join(missing)}")
+    return df.select(columns).unique()
+
+
+def render_habits_table(scores: tuple[Score, ...]) -> str:
+    """A Markdown table of :func:`evaluate_habits`."""
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.1f}%"
+
+    head = ("| pattern / category | planted | found | TP | FP | FN | precision | recall |\n"
+            "|---|--:|--:|--:|--:|--:|--:|--:|")
+    rows = [f"| `{s.category}` | {s.truth} | {s.leads} | {s.tp} | {s.fp} | {s.fn} | "
+            f"{pct(s.precision)} | {pct(s.recall)} |" for s in scores]
+    return "\n".join([head, *rows])

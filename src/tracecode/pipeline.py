@@ -26,7 +26,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracecode import anomaly, ingest, inputs, leads, reference, report, rings, rules, runs
+from tracecode import (
+    anomaly,
+    compliance,
+    ingest,
+    inputs,
+    leads,
+    quality,
+    reference,
+    report,
+    rings,
+    rules,
+    runs,
+)
 from tracecode.db import Database, publish_snapshot
 from tracecode.errors import DatabaseError, InputError
 from tracecode.runlock import RunLock
@@ -70,6 +82,11 @@ class RunSummary:
     # files refused, changed or disappeared: how many now by kind, and the new ones in full
     files_noticed: dict[str, int] = field(default_factory=dict)
     file_notices: list[dict[str, Any]] = field(default_factory=list)
+    # data-quality findings by pattern, compliance findings by category, and the bureau's
+    # headline figures (tracecode.compliance.headline)
+    data_quality: dict[str, int] = field(default_factory=dict)
+    compliance: dict[str, int] = field(default_factory=dict)
+    headline: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +127,7 @@ class ScreenResult:
     rebuilt: bool                   # inputs and every rule over the whole history
     rules_on_touched: int           # rules that screened only the touched subjects
     touched_codes: int              # codes whose kept inputs were recomputed (0 if rebuilt)
-    seconds: dict[str, float]       # inputs, rules, leads, model, commit
+    seconds: dict[str, float]       # inputs, exemptions, rules, leads, quality, model, commit
     skipped: bool = False           # nothing new since the last screen: leads as they were
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,12 +173,19 @@ def screen_stage(
                                      refreshed)
         lap("inputs")
         with inputs.screening(db):
+            # upload habits the rules stay out of; a rule whose exemptions changed
+            # screens everything
+            scoped = scoped - quality.prepare(db, settings, rule_list)
+            lap("exemptions")
             runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
             lap("rules")
             leads.build_leads(db, rule_list, settings, scoped=scoped)
             # collusion rings: cases made of the code leads that link institutions
             rings.build_rings(db, settings)
             lap("leads")
+            quality.build_findings(db, settings)
+            compliance.build_findings(db, settings)
+            lap("quality")
             # the model sees the whole history each run, with a fit kept beside the
             # database (refitted on a schedule, models/kept); the fit each run used is
             # also saved in its own folder, so every run's scores can be reproduced
@@ -280,6 +304,8 @@ def _screen(ctx: RunContext) -> None:
 def _export(ctx: RunContext) -> None:
     ctx.summary = summarize(ctx)
     report.write_outputs(ctx.db, ctx.out, ctx.summary.to_dict(), unmask=ctx.options.unmask)
+    quality.write_findings(ctx.db, ctx.out)
+    compliance.write_findings(ctx.db, ctx.out)
     runs.finish(ctx.db, ctx.run_id, ctx.summary.to_dict())
 
 
@@ -386,6 +412,13 @@ def summarize(ctx: RunContext) -> RunSummary:
     ))
     if recovered:
         log.info("summary counts what unfinished run(s) %s ingested", ", ".join(recovered))
+    data_quality = {str(k): int(v) for k, v in db.fetch_rows(
+        "findings by pattern",
+        "select pattern, count(*) from dq_findings group by all order by pattern")}
+    by_compliance = {str(k): int(v) for k, v in db.fetch_rows(
+        "compliance by category",
+        "select category, count(*) from compliance_findings group by all order by 1")}
+    headline = compliance.headline(db, ctx.options.settings)
     return RunSummary(
         run_id=ctx.run_id, landing=str(ctx.landing), started_at=ctx.started_at,
         seconds=round(time.perf_counter() - ctx.began, 2),
@@ -411,6 +444,7 @@ def summarize(ctx: RunContext) -> RunSummary:
         flow_run_id=ctx.options.flow_run_id,
         files_noticed=result.notice_counts,
         file_notices=[asdict(n) for n in result.notices if n.new],
+        data_quality=data_quality, compliance=by_compliance, headline=headline,
     )
 
 

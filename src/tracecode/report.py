@@ -148,7 +148,9 @@ def optional_findings(db: Database) -> dict[str, pl.DataFrame]:
     for table in workbook.OPTIONAL_SHEETS:
         if table in present:
             # the table name comes from our own constant, never from input
-            found[table] = db.fetch_polars(f"{table} export", f"select * from {table}")
+            frame = db.fetch_polars(f"{table} export", f"select * from {table}")
+            if frame.height:  # no sheet for a kind of finding there is none of
+                found[table] = frame
     return found
 
 

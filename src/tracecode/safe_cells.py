@@ -14,7 +14,11 @@ quote-prefix format (see :mod:`tracecode.workbook`), so nothing is ever a formul
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
+
+from tracecode.exports import atomic_file
 
 # what Excel, LibreOffice and Google Sheets read as the start of a formula
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -42,3 +46,11 @@ def neutralise_frame(df: pl.DataFrame) -> pl.DataFrame:
         .alias(c)
         for c in text
     )
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    """UTF-8 with a BOM (Excel opens it as UTF-8), text neutralised, written whole or not
+    at all."""
+    safe = neutralise_frame(frame)
+    atomic_file(path, lambda p: safe.write_csv(p, include_bom=True,
+                                               datetime_format="%Y-%m-%d %H:%M:%S"))

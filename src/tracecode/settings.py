@@ -117,12 +117,56 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """When an upload habit is a data-quality finding (README, "Data quality"), and the
+    exemptions it earns from the rules it would fool."""
+
+    # one certno, psn_no or (at one institution) name on this many different buyers is a
+    # placeholder the vendor fills in, not a person
+    placeholder_min_buyers: int = 8
+    # a clock that looks 12-hour: this many timed sales, none after 12:59, at an
+    # institution open past 13:00 (or giving no hours)
+    twelve_hour_min_sales: int = 20
+    # dispensing sent as 3502 101: a 101 inbound of a code the institution itself sold
+    # within this many hours mirrors the sale; so many mirrors, and this share of its 101s
+    mirror_hours: float = 24.0
+    mirror_min_inbounds: int = 5
+    mirror_min_share: float = 0.5
+    # a pattern is reported for an institution from this many records
+    finding_min_records: int = 3
+
+
+@dataclass(frozen=True)
+class ComplianceSettings:
+    """Capture compliance (README, "Capture compliance"): when an institution is far below
+    its peers."""
+
+    # silent: no upload in the last this many days, after uploading before
+    silence_days: int = 3
+    # and long enough to have missed this many sales at its usual pace
+    silence_min_expected_sales: int = 20
+    # judged only with this many insured sales (a clinic with few sales is not measured)
+    min_insured_sales: int = 30
+    # and only after uploading for this many days (a new institution is not measured)
+    min_active_days: int = 5
+    # capture_gap: share of insured sales with codes this far below the peers' median
+    capture_gap_points: float = 0.2
+    # late_upload: share of sales uploaded later than rules.upload_lag_days at least this
+    late_share: float = 0.3
+    # headline: institutions proposed for inspection have a confirmed lead or one scoring
+    # at least this
+    propose_min_score: float = 80.0
+
+
+@dataclass(frozen=True)
 class Settings:
     rules: RuleSettings = field(default_factory=RuleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     score: ScoreSettings = field(default_factory=ScoreSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     rings: RingSettings = field(default_factory=RingSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
 
     def rule_params(self) -> dict[str, Any]:
         """Named parameters for rule SQL: every rule threshold, by field name."""

@@ -33,6 +33,7 @@ import polars as pl
 
 from tracecode.errors import TracecodeError
 from tracecode.simulate.frauds import plan_frauds
+from tracecode.simulate.habits import apply_habits, plan_habits
 from tracecode.simulate.lookalikes import add_lookalikes, malformed_copies
 from tracecode.simulate.normal import home_lines, traveller_lines
 from tracecode.simulate.scales import SCALES, Scale
@@ -49,7 +50,7 @@ from tracecode.simulate.writer import (
 __all__ = ["SCALES", "Scale", "SimulationError", "SimulationResult", "World", "simulate"]
 
 log = logging.getLogger(__name__)
-OWN_OUTPUTS = ("messages", "reference", "truth.csv")
+OWN_OUTPUTS = ("messages", "reference", "truth.csv", "habits.csv")
 WRITERS = 2
 ROWS_IN_FLIGHT = 1_000_000  # rows of chunks that may wait or be written at once
 
@@ -75,12 +76,14 @@ def simulate(
     seed: int = 0,
     start: date = date(2025, 11, 1),
     layout: str = "parts",
+    habits: bool = False,
 ) -> SimulationResult:
     """Write a simulated landing directory and its truth to ``out``.
 
     ``out`` must be empty, absent, or an earlier simulation's output (which is replaced).
     Frauds whose shape needs a longer history are skipped with a warning, e.g. a
-    ``dup_cross_long_gap`` needs ``days >= 9``.
+    ``dup_cross_long_gap`` needs ``days >= 9``. ``habits`` plants real upload habits and
+    capture gaps (``simulate/habits.py``), listed in ``habits.csv``.
     """
     began = time.perf_counter()
     if scale not in SCALES:
@@ -106,6 +109,7 @@ def simulate(
         frauds, truth = plan_frauds(world, np.random.default_rng([seed, 3]))
         travel_chunk = world.i_chunk[travel["inst"].to_numpy()]
         fraud_chunk = world.i_chunk[frauds["inst"].to_numpy()]
+        plan = plan_habits(world, frauds, np.random.default_rng([seed, 5])) if habits else None
         for chunk in range(world.n_chunks):
             rng = np.random.default_rng([seed, 10, chunk])
             lines = pl.concat([home_lines(world, chunk, rng),
@@ -113,6 +117,8 @@ def simulate(
             sales, stock = allocate(world, lines, rng)
             rows = add_lookalikes(world, pl.concat([sales, stock]), chunk, rng)
             rows = pl.concat([rows, frauds.filter(pl.Series(fraud_chunk == chunk))])
+            if plan is not None:
+                rows = apply_habits(world, rows, plan, np.random.default_rng([seed, 6, chunk]))
             rows = pl.concat([rows, malformed_copies(rows, rng)])
             del lines, sales, stock
             while pending and (len(pending) >= WRITERS or sum(
@@ -129,6 +135,8 @@ def simulate(
             made.result()
     write_issuance(world, out, np.random.default_rng([seed, 4]))
     truth.write_csv(out / "truth.csv")
+    if plan is not None:
+        plan.drop("inst").write_csv(out / "habits.csv")
     seconds = time.perf_counter() - began
     log.info("simulated %d messages, %d codes, %d planted frauds in %.1f s", n_messages,
              n_codes, truth.height, seconds)

@@ -286,7 +286,10 @@ def _sale_body() -> list[pl.Expr]:
         c("ev_time"), pl.lit('","finl_trns_pric":'), c("price"), pl.lit(',"rtal_docno":"'),
         c("rtal_docno"), pl.lit('","setl_id":"'), c("setl_id"),
         pl.lit('","mdtrt_setl_type":"'), c("setl"),
-        pl.lit('","drugtracinfo":[{"drug_trac_codg":"'), c("codes"), pl.lit('"}]'),
+        # a sale whose packs were not scanned lists no code (habits.py: capture_gap)
+        pl.when(c("codes").is_null()).then(pl.lit('","drugtracinfo":[]')).otherwise(
+            pl.concat_str(pl.lit('","drugtracinfo":[{"drug_trac_codg":"'), c("codes"),
+                          pl.lit('"}]'))),
         pl.when(c("infno") == "3506").then(
             pl.concat_str(pl.lit(',"medins_prod_sel_no":"'), c("ref_bchno"), pl.lit('"')))
         .otherwise(pl.lit("")),
