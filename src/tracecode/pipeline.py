@@ -112,29 +112,27 @@ def screen_stage(
         rebuild = not incremental or not inputs.is_current(db)
         full = {r.id for r in rule_list} if rebuild else full_rules(db, rule_list, settings)
         scoped = frozenset(r.id for r in rule_list if r.id not in full)
-        refreshed = inputs.refresh(db, rebuild=rebuild)
         params = settings.rule_params()
-        for rule in rule_list:
-            if rule.id in scoped and rule.waits is not None:
-                inputs.wait_on_clock(db, rule.subject_type, float(params[rule.waits]),
-                                     refreshed)
-        lap("inputs")
-        with inputs.screening(db):
-            runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
+        waits = {r.subject_type: float(params[r.waits])
+                 for r in rule_list if r.id in scoped and r.waits is not None}
+        with inputs.open_scope(db, rebuild=rebuild, waits=waits) as scope:
+            lap("inputs")
+            runs = rules.run_rules(db, rule_list, settings, run_id, scope=scope, scoped=scoped)
             lap("rules")
-            leads.build_leads(db, rule_list, settings, scoped=scoped)
+            leads.build_leads(db, rule_list, settings, scope=scope, scoped=scoped)
             lap("leads")
-            # the model sees the whole history each run; its fitted models are kept
-            # beside the database, one folder per run, so every run's scores can be
-            # reproduced
+        # the model sees the whole history each run; its fitted models are kept
+        # beside the database, one folder per run, so every run's scores can be
+        # reproduced
+        with inputs.kept_inputs_as_views(db):
             anomaly.run_model(db, settings, models / run_id)
             leads.merge_anomalies(db, settings)
-            lap("model")
+        lap("model")
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")
     lap("commit")
     anomaly.prune_models(models, settings.model.keep_model_runs)
-    touched = refreshed.touched_codes
+    touched = scope.touched_codes
     result = ScreenResult(runs, rebuild, len(scoped), touched, seconds)
     log.info("screen: %s; %d rules on touched subjects, %d over the whole history; %s",
              "rebuilt from the whole history" if rebuild else f"{touched} codes touched",
