@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=28)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--memory-limit", default="6GB")
+    ap.add_argument("--snapshot", type=Path,
+                    help="copy the database screened up to --long days here (to profile)")
     args = ap.parse_args()
     duckdb_memory_limit(args.memory_limit)
     root = Path(tempfile.mkdtemp(prefix="tracecode-history-"))
@@ -80,6 +82,8 @@ def main() -> None:
                      *screen(db, landing, incremental=True)))
         add_days(world, landing, days[args.short + 1: args.long])
         screen(db, landing, incremental=True)
+        if args.snapshot:
+            shutil.copy(db, args.snapshot)
         # the last day takes the late-upload tails too
         add_days(world, landing, days[args.long:])
         rows.append((f"day {args.long + 1} on {args.long} days",

@@ -106,7 +106,7 @@ def screen_stage(
         seconds[step] = round(now - clock, 3)
         clock = now
 
-    with Database.open(db_path) as db, db.transaction():
+    with Database.open(db_path, engine=settings.engine) as db, db.transaction():
         # a full rebuild recomputes the kept inputs too; so does a change of the views
         # that define them, which changes what every rule sees
         rebuild = not incremental or not inputs.is_current(db)

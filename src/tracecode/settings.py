@@ -74,10 +74,24 @@ class ScoreSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """How DuckDB may use the machine (``[engine]``); see docs/performance.md."""
+
+    # DuckDB's memory_limit, e.g. "6GB"; "" gives 60% of the machine's memory, so that a
+    # large screen spills to temp_directory instead of growing until the OS kills it
+    memory_limit: str = ""
+    # where DuckDB spills; "" gives a folder beside the database (<db>.tmp)
+    temp_directory: str = ""
+    # worker threads; 0 gives DuckDB's default (one per core)
+    threads: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     rules: RuleSettings = field(default_factory=RuleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     score: ScoreSettings = field(default_factory=ScoreSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def rule_params(self) -> dict[str, Any]:
         """Named parameters for rule SQL: every rule threshold, by field name."""
@@ -121,7 +135,7 @@ def settings_from_dict(raw: dict[str, Any], source: str = "settings") -> Setting
             if not isinstance(v, expected) or isinstance(v, bool):
                 problems.append(f"{name}.{key} must be {expected.__name__}, got {v!r}")
                 continue
-            if v < 0:
+            if not isinstance(v, str) and v < 0:
                 problems.append(f"{name}.{key} must not be negative, got {v!r}")
                 continue
             updates[key] = v
