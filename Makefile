@@ -21,9 +21,10 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests flows bench
 	$(BIN)/pytest -q
 
+# one table per stage with its peers (bench/bench_all.py); then a day on 14 vs 28 days
 bench: $(STAMP)
-	$(BIN)/python bench/bench_ingest.py
-	$(BIN)/python bench/bench_screen.py
+	$(BIN)/python bench/bench_all.py
+	$(BIN)/python bench/bench_history.py
 
 # known vulnerabilities with a fix in the locked dependencies fail it (.ci/audit.py)
 audit: $(STAMP)

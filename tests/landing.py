@@ -205,7 +205,8 @@ class Landing:
         lot = lot_of(full[0]) if full else LOT
         body = {
             "med_list_codg": DRUGS[letter][0], "fixmedins_bchno": bchno,
-            "inv_chg_type": chg_type, "cnt": len(full) if cnt is None else cnt, "pric": DRUGS[letter][4],
+            "inv_chg_type": chg_type, "cnt": len(full) if cnt is None else cnt,
+            "pric": DRUGS[letter][4],
             "inv_chg_time": time, "manu_lotnum": lot[0], "manu_date": lot[1],
             "expy_end": lot[2], "trdn_flag": "0",
             "drugtracinfo": [{"drug_trac_codg": c} for c in full],

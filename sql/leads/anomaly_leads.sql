@@ -44,8 +44,7 @@ candidates as (
 )
 
 select
-    'L' || left(md5('anomaly_' || a.subject_type || '|' || a.subject_type || '|' || a.subject_id), 16)
-        as lead_id,
+    lead_id('anomaly_' || a.subject_type, a.subject_type, a.subject_id) as lead_id,
     'anomaly_' || a.subject_type as rule_id,
     'anomaly_' || a.subject_type as category,
     a.subject_type,

@@ -21,25 +21,16 @@ judged_sales as (
       and s.sel_time + to_seconds($upload_lag_days * 86400) <= c.as_of
 ),
 
--- when each code first entered each institution's stock
-first_stocked as (
-    select
-        fixmedins_code,
-        code_id,
-        min(move_time) as first_in
-    from stock_moves
-    where direction in ('snapshot', 'in')
-    group by
-        fixmedins_code,
-        code_id
-),
-
+-- no snapshot or stock-in of the code at the institution by the upload lag after the
+-- sale (an anti join: cheaper than each code's first stock-in aggregated, then compared)
 unstocked as (
     select s.*
     from judged_sales as s
-    left join first_stocked as f using (fixmedins_code, code_id)
-    where f.first_in is null
-       or f.first_in > s.sel_time + to_seconds($upload_lag_days * 86400)
+    anti join stock_moves as m
+        on m.fixmedins_code = s.fixmedins_code
+       and m.code_id = s.code_id
+       and m.direction in ('snapshot', 'in')
+       and m.move_time <= s.sel_time + to_seconds($upload_lag_days * 86400)
 ),
 
 flagged as (

@@ -39,3 +39,19 @@ create or replace macro trace_serial(code) as
 create or replace macro fund_paid(mdtrt_setl_type, setl_id) as
     mdtrt_setl_type = '1'
     or (mdtrt_setl_type is null and nullif(setl_id, '') is not null);
+
+-- The kind of record a 3507 deletion names by inv_data_type: 1 inventory (3501), 2 stock
+-- change (3502), 3 purchase or purchase return (3503/3504), 4 sale or sale return.
+create or replace macro deletion_kind(infno) as
+    case infno
+        when '3501' then '1'
+        when '3502' then '2'
+        when '3503' then '3'
+        when '3504' then '3'
+        else '4'
+    end;
+
+-- A lead's stable id: the same rule (or model) finding on the same subject keeps its id
+-- across runs, so investigators' decisions (lead_status) stick.
+create or replace macro lead_id(rule_id, subject_type, subject_id) as
+    'L' || left(md5(rule_id || '|' || subject_type || '|' || subject_id), 16);

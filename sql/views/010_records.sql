@@ -9,14 +9,16 @@ where is_current;
 -- A 3507 deletes the record it names (same institution, same fixmedins_bchno, and the
 -- kind given by inv_data_type) when it was sent at or after that record's version:
 -- a version sent after the delete is a correction and stands.
-create or replace view live_records as
+-- `live_records_over(recs)` computes them from any relation shaped like `records` (the
+-- screen passes the touched codes' records); `live_records` is over all of them.
+create or replace macro live_records_over(recs) as table
 with deletes as (
     select
         fixmedins_code,
         fixmedins_bchno,
         inv_data_type,
         inf_time as deleted_at
-    from records
+    from query_table(recs)
     where is_current
       and infno = '3507'
 ),
@@ -24,14 +26,8 @@ with deletes as (
 kept as (
     select
         r.*,
-        case r.infno
-            when '3501' then '1'
-            when '3502' then '2'
-            when '3503' then '3'
-            when '3504' then '3'
-            else '4'
-        end as data_type
-    from records as r
+        deletion_kind(r.infno) as data_type
+    from query_table(recs) as r
     where r.is_current
       and r.infno <> '3507'
 )
@@ -43,3 +39,6 @@ anti join deletes as d
    and d.fixmedins_bchno = kept.fixmedins_bchno
    and d.inv_data_type = kept.data_type
    and d.deleted_at >= kept.inf_time;
+
+create or replace view live_records as
+from live_records_over('records');

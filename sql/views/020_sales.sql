@@ -1,7 +1,12 @@
 -- Sales and returns code by code, and `sales`: the net sales the rules screen.
 
+-- Each view here is a table macro over named relations (`live`: shaped like
+-- live_records, `codes`: like record_codes, `events`: like sale_events), and the view of
+-- the same name applies it to the whole history. The screen applies the macros to the
+-- touched codes' records (sql/screen/refresh.sql).
+
 -- One row per code of a live sale (3505) or sale return (3506).
-create or replace view sale_events as
+create or replace macro sale_events_over(live, codes) as table
 select
     r.rec_id,
     r.infno,
@@ -40,9 +45,23 @@ select
         then coalesce(r.price, 0) * coalesce(r.qty, 0) / r.n_codes
         else 0
     end as fund_amount
-from live_records as r
-join record_codes as c using (rec_id)
+from query_table(live) as r
+join query_table(codes) as c using (rec_id)
 where r.infno in ('3505', '3506');
+
+create or replace view sale_events as
+from sale_events_over('live_records', 'record_codes');
+
+-- Codeless sale returns (3506 listing no code) that name their sale: they take back all of
+-- it (`sales`, `codeless_sales`), and touch its codes (sql/screen/scope.sql).
+create or replace macro codeless_returns_over(live) as table
+select
+    fixmedins_code,
+    medins_prod_sel_no
+from query_table(live)
+where infno = '3506'
+  and n_codes = 0
+  and medins_prod_sel_no is not null;
 
 -- Net sales. A sale return (3506) takes back:
 -- * when it names its sale (medins_prod_sel_no): the codes it lists from that sale (all
@@ -50,27 +69,17 @@ where r.infno in ('3505', '3506');
 -- * when it names no sale of ours: the latest sale of the same code at the same
 --   institution still standing before it (a counter's cancel takes back the sale just
 --   made); a return with no such sale takes back nothing.
-create or replace view sales as
+create or replace macro sales_over(events, live) as table
 with sold as (
     select *
-    from sale_events
+    from query_table(events)
     where infno = '3505'
 ),
 
 returned as (
     select *
-    from sale_events
+    from query_table(events)
     where infno = '3506'
-),
-
-codeless_returns as (
-    select
-        fixmedins_code,
-        medins_prod_sel_no
-    from live_records
-    where infno = '3506'
-      and n_codes = 0
-      and medins_prod_sel_no is not null
 ),
 
 named_pairs as (
@@ -113,7 +122,7 @@ after_named as (
         n.units_back
     from sold as s
     left join named as n using (rec_id, code_seq)
-    anti join codeless_returns as w
+    anti join codeless_returns_over(live) as w
         on w.fixmedins_code = s.fixmedins_code
        and w.medins_prod_sel_no = s.fixmedins_bchno
 ),
@@ -225,6 +234,9 @@ from standing as s
 anti join taken_back as t
     on t.rec_id = s.rec_id
    and t.code_seq = s.code_seq;
+
+create or replace view sales as
+from sales_over('sale_events', 'live_records');
 
 -- Sale returns, code by code (for return_resold).
 create or replace view sale_returns as

@@ -1,5 +1,6 @@
 -- Stock movements code by code: inventory snapshots (3501) and stock changes (3502).
-create or replace view stock_moves as
+-- A table macro over named relations (as in 020_sales.sql); the view is over everything.
+create or replace macro stock_moves_over(live, codes) as table
 select
     r.rec_id,
     r.infno,
@@ -23,9 +24,12 @@ select
     c.code_id,
     c.code_format,
     c.product_key
-from live_records as r
-join record_codes as c using (rec_id)
+from query_table(live) as r
+join query_table(codes) as c using (rec_id)
 where r.infno in ('3501', '3502');
+
+create or replace view stock_moves as
+from stock_moves_over('live_records', 'record_codes');
 
 -- Purchases and purchase returns (3503/3504): they carry no codes.
 create or replace view purchases as

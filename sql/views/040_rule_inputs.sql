@@ -5,17 +5,7 @@
 -- its box was scanned. A 3507 deletes one; a codeless return naming it
 -- (medins_prod_sel_no) takes it back, as it takes back a sale with codes. (A return that
 -- lists codes pairs by code, as in `sales`, so it cannot take back a sale listing none.)
-create or replace view codeless_sales as
-with returns as (
-    select
-        fixmedins_code,
-        medins_prod_sel_no
-    from live_records
-    where infno = '3506'
-      and n_codes = 0
-      and medins_prod_sel_no is not null
-)
-
+create or replace macro codeless_sales_over(live) as table
 select
     r.rec_id,
     r.fixmedins_code,
@@ -34,18 +24,21 @@ select
         then coalesce(r.price, 0) * coalesce(r.qty, 0)
         else 0
     end as fund_amount
-from live_records as r
-anti join returns as t
+from query_table(live) as r
+anti join codeless_returns_over(live) as t
     on t.fixmedins_code = r.fixmedins_code
    and t.medins_prod_sel_no = r.fixmedins_bchno
 where r.infno = '3505'
   and r.n_codes = 0;
 
+create or replace view codeless_sales as
+from codeless_sales_over('live_records');
+
 -- Net sales record by record, for the rules that count purchases rather than packs: one
 -- row per sale (3505) with at least one code still standing, and one per codeless sale
 -- standing (`codes` null, `n_codes` 0). `fund_amount` is what the fund paid for what
 -- stands (a partly returned sale keeps the rest).
-create or replace view sale_records as
+create or replace macro sale_records_over(sales, live) as table
 select
     rec_id,
     fixmedins_code,
@@ -59,7 +52,7 @@ select
     string_agg(drug_trac_codg, ';' order by code_seq) as codes,
     count(*) as n_codes,
     sum(fund_amount) as fund_amount
-from sales
+from query_table(sales)
 group by
     rec_id,
     fixmedins_code,
@@ -72,7 +65,10 @@ group by
     psn_name
 union all
 select *
-from codeless_sales;
+from codeless_sales_over(live);
+
+create or replace view sale_records as
+from sale_records_over('sales', 'live_records');
 
 -- The data's clock: the latest upload time stored. A finding that depends on a record
 -- not having arrived yet (no_inbound) waits until the clock is far enough past it.
@@ -87,13 +83,13 @@ from records;
 -- one prefix are taken as disjoint (a serial is activated once), so the range holding a
 -- serial is the one starting nearest below it, if it reaches that far: an as-of join,
 -- which stays fast with thousands of lots per product where a range join would not.
-create or replace view code_activations as
-with codes as (
+create or replace macro code_activations_over(codes) as table
+with issued as (
     select distinct
         code_id,
         product_key,
         trace_serial(code_id) as serial
-    from record_codes
+    from query_table(codes)
     where code_format = 'nmpa20'
 )
 
@@ -102,8 +98,11 @@ select
     i.manu_lotnum,
     i.manu_date,
     i.expy_end
-from codes as c
+from issued as c
 asof join code_issuance as i
     on i.trace_prefix = c.product_key
    and c.serial >= i.serial_from
 where c.serial <= i.serial_to;
+
+create or replace view code_activations as
+from code_activations_over('record_codes');

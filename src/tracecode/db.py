@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from tracecode.errors import DatabaseError
+from tracecode.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,14 @@ class Database:
         read_only: bool = False,
         memory_limit: str | None = None,
         threads: int | None = None,
+        engine: EngineSettings | None = None,
     ) -> Database:
-        """Open (creating if absent) and bring the schema and views up to date."""
-        config: dict[str, Any] = {}
+        """Open (creating if absent) and bring the schema and views up to date.
+
+        DuckDB's memory limit, spill folder and threads come from ``engine`` (defaults:
+        :class:`EngineSettings`); ``memory_limit`` and ``threads`` override it.
+        """
+        config = engine_config(path, engine or EngineSettings())
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:
@@ -230,6 +236,24 @@ class Database:
         self.execute("record schema digest",
                      "create or replace table schema_digest as select $digest as digest",
                      {"digest": digest})
+
+
+def engine_config(path: Path | None, engine: EngineSettings) -> dict[str, Any]:
+    """DuckDB's config for a database file: an explicit memory limit (60% of the
+    machine's memory unless set) and a spill folder beside the file (unless set)."""
+    config: dict[str, Any] = {"memory_limit": engine.memory_limit or _share_of_memory(0.6)}
+    if engine.temp_directory:
+        config["temp_directory"] = engine.temp_directory
+    elif path is not None:
+        config["temp_directory"] = str(Path(path).with_name(Path(path).name + ".tmp"))
+    if engine.threads:
+        config["threads"] = engine.threads
+    return config
+
+
+def _share_of_memory(share: float) -> str:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(total * share / 2**20)}MiB"
 
 
 @cache

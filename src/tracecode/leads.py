@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from tracecode.categories import CATEGORIES
 from tracecode.db import Database
+from tracecode.inputs import Scope
 from tracecode.rules import Rule
 from tracecode.settings import Settings
 
@@ -25,13 +26,14 @@ STATUSES = ("open", "confirmed", "dismissed")
 
 
 def build_leads(
-    db: Database, rules: list[Rule], settings: Settings, *, scoped: frozenset[str] = frozenset()
+    db: Database, rules: list[Rule], settings: Settings, *, scope: Scope,
+    scoped: frozenset[str] = frozenset(),
 ) -> int:
     """Fold this run's ``rule_hits`` into ``lead_evidence``, then rebuild ``leads`` from it.
 
-    A rule in ``scoped`` replaces the evidence of the subjects it screened (``scope_*``);
-    any other rule replaces all of its evidence. Evidence of rules no longer in the
-    catalogue is dropped.
+    A rule in ``scoped`` replaces the evidence of the subjects it screened (those of
+    ``scope``); any other rule replaces all of its evidence. Evidence of rules no longer
+    in the catalogue is dropped.
     """
     catalog = pa.table({
         "rule_id": [r.id for r in rules],
@@ -49,25 +51,17 @@ def build_leads(
                "delete from lead_evidence where rule_id not in (select rule_id from rule_catalog)")
     for rule in rules:
         if rule.id in scoped:
+            subjects = scope.subject_table(rule.subject_type)
             db.execute(
                 f"replace evidence of {rule.id}",
                 f"""delete from lead_evidence where rule_id = $rule_id
-                    and subject_id in (select subject_id from scope_{rule.subject_type})""",
+                    and subject_id in (select subject_id from {subjects})""",
                 {"rule_id": rule.id},
             )
         else:
             db.execute(f"replace evidence of {rule.id}",
                        "delete from lead_evidence where rule_id = $rule_id", {"rule_id": rule.id})
-    db.execute(
-        "store evidence",
-        """insert into lead_evidence by name
-           select
-               'L' || left(md5(h.rule_id || '|' || c.subject_type || '|' || h.subject_id), 16)
-                   as lead_id,
-               h.*
-           from rule_hits as h
-           join rule_catalog as c using (rule_id)""",
-    )
+    db.run_file("leads/store_evidence.sql")
     db.run_file("leads/aggregate.sql", asdict(settings.score))
 
     agg = db.fetch_arrow("leads to explain", "select * from lead_agg order by lead_id")

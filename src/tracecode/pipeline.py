@@ -110,12 +110,12 @@ def ingest_stage(
 
 
 @contextmanager
-def _opened(db: Database | Path) -> Iterator[Database]:
+def _opened(db: Database | Path, settings: Settings | None = None) -> Iterator[Database]:
     """The run's connection as it is, or a path opened for this call alone (benchmarks)."""
     if isinstance(db, Database):
         yield db
         return
-    with Database.open(db) as con:
+    with Database.open(db, engine=(settings or Settings()).engine) as con:
         yield con
 
 
@@ -159,30 +159,29 @@ def screen_stage(
         seconds[step] = round(now - clock, 3)
         clock = now
 
-    with _opened(db_path) as db, db.transaction():
+    with _opened(db_path, settings) as db, db.transaction():
         # a full rebuild recomputes the kept inputs too; so does a change of the views
         # that define them, which changes what every rule sees
         rebuild = not incremental or not inputs.is_current(db)
         full = {r.id for r in rule_list} if rebuild else full_rules(db, rule_list, settings)
         scoped = frozenset(r.id for r in rule_list if r.id not in full)
-        refreshed = inputs.refresh(db, rebuild=rebuild)
         params = settings.rule_params()
-        for rule in rule_list:
-            if rule.id in scoped and rule.waits is not None:
-                inputs.wait_on_clock(db, rule.subject_type, float(params[rule.waits]),
-                                     refreshed)
-        lap("inputs")
-        with inputs.screening(db):
+        waits = {r.subject_type: float(params[r.waits])
+                 for r in rule_list if r.id in scoped and r.waits is not None}
+        with inputs.open_scope(db, rebuild=rebuild, waits=waits) as scope:
+            lap("inputs")
             # upload habits the rules stay out of; a rule whose exemptions changed
             # screens everything
-            scoped = scoped - quality.prepare(db, settings, rule_list)
+            with inputs.kept_inputs_as_views(db):
+                scoped = scoped - quality.prepare(db, settings, rule_list)
             lap("exemptions")
-            runs = rules.run_rules(db, rule_list, settings, run_id, scoped=scoped)
+            runs = rules.run_rules(db, rule_list, settings, run_id, scope=scope, scoped=scoped)
             lap("rules")
-            leads.build_leads(db, rule_list, settings, scoped=scoped)
+            leads.build_leads(db, rule_list, settings, scope=scope, scoped=scoped)
             # collusion rings: cases made of the code leads that link institutions
             rings.build_rings(db, settings)
             lap("leads")
+        with inputs.kept_inputs_as_views(db):
             quality.build_findings(db, settings)
             compliance.build_findings(db, settings)
             lap("quality")
@@ -191,12 +190,12 @@ def screen_stage(
             # also saved in its own folder, so every run's scores can be reproduced
             anomaly.run_model(db, settings, models / run_id, kept_dir=models / "kept")
             anomaly.merge_anomalies(db, settings)
-            lap("model")
+        lap("model")
         db.execute("mark screened",
                    "update runs set screened_at = now() where screened_at is null")
     lap("commit")
     anomaly.prune_models(models, settings.model.keep_model_runs)
-    touched = refreshed.touched_codes
+    touched = scope.touched_codes
     result = ScreenResult(runs, rebuild, len(scoped), touched, seconds)
     log.info("screen: %s; %d rules on touched subjects, %d over the whole history; %s",
              "rebuilt from the whole history" if rebuild else f"{touched} codes touched",
@@ -349,7 +348,7 @@ def open_run(
     run_id = new_run_id()
     deadline = time.monotonic() + options.wait_seconds
     with RunLock.acquire(db_path, run_id, wait_seconds=options.wait_seconds), \
-            _open_waiting(db_path, deadline) as db:
+            _open_waiting(db_path, deadline, options.settings) as db:
         rule_list = rules.load_rules(settings=options.settings)
         started = runs.start(db, run_id, landing, options.settings, rule_list,
                              options.flow_run_id)
@@ -365,12 +364,12 @@ def open_run(
             raise
 
 
-def _open_waiting(db_path: Path, deadline: float) -> Database:
+def _open_waiting(db_path: Path, deadline: float, settings: Settings) -> Database:
     """Open for the run; while another process (a reader of the live file) has it open,
     try again until ``deadline``."""
     while True:
         try:
-            return Database.open(db_path)
+            return Database.open(db_path, engine=settings.engine)
         except DatabaseError as e:
             if "lock" not in str(e).lower() or time.monotonic() >= deadline:
                 raise

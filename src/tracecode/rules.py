@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracecode import inputs
 from tracecode.categories import CATEGORIES
 from tracecode.db import Database, named_params, sql_dir
 from tracecode.errors import RuleError
+from tracecode.inputs import Scope
 from tracecode.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,13 +169,12 @@ def catalogue_markdown(rules: list[Rule]) -> str:
 
 def run_rules(
     db: Database, rules: list[Rule], settings: Settings, run_id: str,
-    *, scoped: frozenset[str] = frozenset(),
+    *, scope: Scope, scoped: frozenset[str] = frozenset(),
 ) -> list[RuleRun]:
     """Run rules into the temp table ``rule_hits``; record each in ``rule_runs``.
 
-    Rules named in ``scoped`` screen only the subjects of their type that this run's data
-    touched (``scope_*``, made by :func:`tracecode.inputs.refresh`): their inputs are cut
-    down to those subjects' rows (:func:`tracecode.inputs.use_scope`) and their hits are
+    Rules named in ``scoped`` screen only the subjects of their type in ``scope``: their
+    inputs are bound to those subjects' rows (:meth:`Scope.inputs`) and their hits are
     kept for those subjects only. The others screen the whole history.
     """
     db.execute(
@@ -185,41 +186,45 @@ def run_rules(
     )
     params = settings.rule_params()
     runs = []
-    # rules sharing a scope (everything, or the touched subjects of one type) run together
-    groups: dict[str | None, list[Rule]] = {}
     for rule in rules:
-        groups.setdefault(rule.subject_type if rule.id in scoped else None, []).append(rule)
-    for scope_type, members in sorted(groups.items(), key=lambda kv: kv[0] or ""):
-        started = time.perf_counter()
-        inputs.use_scope(db, scope_type)
-        log.info("inputs for %s: %.2fs",
-                 f"touched {scope_type}s" if scope_type else "all subjects",
-                 time.perf_counter() - started)
-        try:
-            for rule in members:
-                runs.append(_run_one(db, rule, params, run_id, scoped=scope_type is not None))
-        finally:
-            inputs.use_scope(db, None)
-    order = {r.id: i for i, r in enumerate(rules)}
-    return sorted(runs, key=lambda r: order[r.rule_id])
+        subjects = scope.subject_table(rule.subject_type) if rule.id in scoped else None
+        inputs = scope.inputs(rule.subject_type if subjects else None)
+        runs.append(_run_one(db, rule, params, run_id, inputs, subjects))
+    return runs
+
+
+def bind_inputs(sql: str, inputs: Mapping[str, str]) -> str:
+    """The rule's query with each input it names (``sales``...) bound to a relation.
+
+    The runner's ``@this_model``: the rule reads ``from sales``, and a CTE of that name
+    in front of it says which rows that is (the kept table, or a scope's cut of it).
+    """
+    used = [(name, rel) for name, rel in inputs.items()
+            if re.search(rf"\b{name}\b", sql) and name != rel]
+    if not used:
+        return sql
+    ctes = ",\n".join(f"{name} as (select * from {rel})" for name, rel in used)
+    return f"with {ctes}\nselect * from (\n{sql}\n)"
 
 
 def _run_one(
-    db: Database, rule: Rule, params: dict[str, object], run_id: str, *, scoped: bool
+    db: Database, rule: Rule, params: dict[str, object], run_id: str,
+    inputs: Mapping[str, str], subjects: str | None,
 ) -> RuleRun:
     started = time.perf_counter()
     db.execute(
         f"rule {rule.id}",
-        f"insert into rule_hits by name select $rule_id as rule_id, * from (\n{rule.sql}\n)",
+        "insert into rule_hits by name select $rule_id as rule_id, * from (\n"
+        f"{bind_inputs(rule.sql, inputs)}\n)",
         {**params, "rule_id": rule.id},
         source=rule.source,
     )
-    if scoped:
+    if subjects:
         # the scoped inputs may hold other subjects' partial histories: keep only ours
         db.execute(
             "keep scoped hits",
             f"""delete from rule_hits where rule_id = $rule_id
-                and subject_id not in (select subject_id from scope_{rule.subject_type})""",
+                and subject_id not in (select subject_id from {subjects})""",
             {"rule_id": rule.id},
         )
     seconds = time.perf_counter() - started
@@ -237,5 +242,5 @@ def _run_one(
          "seconds": seconds, "sql": rule.sql, "params": json.dumps(used, sort_keys=True)},
     )
     log.info("rule %s%s: %d evidence rows in %.2fs", rule.id,
-             " (touched subjects)" if scoped else "", rows, seconds)
+             " (touched subjects)" if subjects else "", rows, seconds)
     return RuleRun(rule.id, rule.category, int(rows), seconds)

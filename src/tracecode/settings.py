@@ -159,6 +159,19 @@ class ComplianceSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """How DuckDB may use the machine (``[engine]``); see docs/performance.md."""
+
+    # DuckDB's memory_limit, e.g. "6GB"; "" gives 60% of the machine's memory, so that a
+    # large screen spills to temp_directory instead of growing until the OS kills it
+    memory_limit: str = ""
+    # where DuckDB spills; "" gives a folder beside the database (<db>.tmp)
+    temp_directory: str = ""
+    # worker threads; 0 gives DuckDB's default (one per core)
+    threads: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     rules: RuleSettings = field(default_factory=RuleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -167,6 +180,7 @@ class Settings:
     rings: RingSettings = field(default_factory=RingSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def rule_params(self) -> dict[str, Any]:
         """Named parameters for rule SQL: every rule threshold, by field name."""

@@ -11,24 +11,24 @@ with unscreened as (
     where screened_at is null
 ),
 
+new_records as (
+    select *
+    from records
+    where run_id in (select run_id from unscreened)
+),
+
 deletes as (
     select
         fixmedins_code,
         fixmedins_bchno,
         inv_data_type
-    from records
+    from new_records
     where infno = '3507'
-      and run_id in (select run_id from unscreened)
 ),
 
 codeless_returns as (
-    select
-        fixmedins_code,
-        medins_prod_sel_no
-    from records
-    where infno = '3506'
-      and n_codes = 0
-      and run_id in (select run_id from unscreened)
+    select *
+    from codeless_returns_over('new_records')
 )
 
 select
@@ -47,13 +47,7 @@ from records as r
 semi join deletes as d
     on d.fixmedins_code = r.fixmedins_code
    and d.fixmedins_bchno = r.fixmedins_bchno
-   and d.inv_data_type = case r.infno
-                             when '3501' then '1'
-                             when '3502' then '2'
-                             when '3503' then '3'
-                             when '3504' then '3'
-                             else '4'
-                         end
+   and d.inv_data_type = deletion_kind(r.infno)
 union
 select
     r.rec_id,

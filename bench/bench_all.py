@@ -1,0 +1,221 @@
+"""`make bench`: every stage of a run on simulated data, and each stage's peer, in one table.
+
+Simulates ``--days`` days (``tracecode simulate``), runs the pipeline on all days but the
+last (a full screen of the history), then on the last day (incremental), and prints per
+stage (ingest, inputs, rules, leads, model, exports) wall seconds, rows per second and
+the peak memory (RSS) seen during it. In the same process, on the same files and
+database, it times the peers the issue compares with:
+
+- bare DuckDB ``read_json`` of the same message files (peer of ingest);
+- the floor query ``select code_id, count(*) from record_codes group by all`` (peer of
+  the rule stage of a rebuild);
+- a pandas version of ``dup_same_institution`` on the kept net sales, against the rule
+  as the runner runs it (bound to ``screened_sales``);
+- scikit-learn's raw ``score_samples`` against the model's scoring, same rows.
+
+    python bench/bench_all.py [--scale city] [--days 14] [--seed 3] [--memory-limit 6GB]
+    python bench/bench_all.py --scale province-day --days 10   # ≥ 50M codes: hours, 24 GB
+
+Every database gets ``--memory-limit`` (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+from memory import PeakRSS, duckdb_memory_limit
+
+from tracecode import anomaly, inputs, leads, pipeline, rules
+from tracecode.db import Database
+from tracecode.features import compute_features
+from tracecode.settings import Settings
+from tracecode.simulate import simulate
+
+FLOOR = "select code_id, count(*) from record_codes group by all"
+STAGES = ("ingest", "inputs", "rules", "leads", "model", "exports")
+
+
+class StageMeter:
+    """Wall seconds and peak RSS of each stage, by wrapping the functions that run it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peak_gb: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        with PeakRSS() as peak:
+            t = time.perf_counter()
+            yield
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+        self.peak_gb[name] = max(self.peak_gb.get(name, 0.0), peak.gb)
+
+    def wrap(self, module: Any, attr: str, name: str) -> None:
+        original: Callable[..., Any] = getattr(module, attr)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.stage(name):
+                return original(*args, **kwargs)
+
+        setattr(module, attr, timed)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.peak_gb.clear()
+
+
+def instrument(meter: StageMeter) -> None:
+    meter.wrap(pipeline, "ingest_stage", "ingest")
+    meter.wrap(inputs, "_refresh", "inputs")
+    meter.wrap(rules, "run_rules", "rules")
+    meter.wrap(leads, "build_leads", "leads")
+    meter.wrap(anomaly, "run_model", "model")
+    meter.wrap(leads, "merge_anomalies", "model")
+    meter.wrap(pipeline, "export_stage", "exports")
+
+
+def timed(fn: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
+    """Best of ``repeat`` wall times, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+def read_json_peer(messages: Path, limit: str) -> float:
+    con = duckdb.connect(config={"memory_limit": limit})
+    t = time.perf_counter()
+    con.execute("create table m as select * from read_json($files, "
+                "format = 'newline_delimited', ignore_errors = true)",
+                {"files": f"{messages}/**/*.jsonl"})
+    seconds = time.perf_counter() - t
+    con.close()
+    return seconds
+
+
+def dup_rule_peers(db: Database, settings: Settings) -> tuple[float, float, bool]:
+    """(DuckDB rule as the runner binds it, pandas on the same kept rows, equal)."""
+    rule = next(r for r in rules.load_rules(settings=settings) if r.id == "dup_same_institution")
+    sql = rules.bind_inputs(rule.sql, inputs.ALL_INPUTS)
+    params = {k: v for k, v in settings.rule_params().items() if k in rule.params}
+    duck_s, duck = timed(lambda: db.fetch_arrow("dup rule", sql, params))
+    frame = db.fetch_arrow(
+        "kept sales", "select code_id, fixmedins_code, trdn_flag, code_format, rec_id, "
+        "sel_time, drug_trac_codg, psn_no, fund_amount from screened_sales").to_pandas()
+    min_sales = settings.rules.dup_min_sales
+
+    def pandas_rule() -> Any:
+        whole = frame[(frame["trdn_flag"].fillna("0") != "1")
+                      & (frame["code_format"] != "invalid")]
+        n = whole.groupby(["code_id", "fixmedins_code"])["rec_id"].transform("size")
+        return whole[n >= min_sales]
+
+    pandas_s, peer = timed(pandas_rule)
+    return duck_s, pandas_s, len(peer) == duck.num_rows
+
+
+def scoring_peer(db: Database, settings: Settings, model_dir: Path) -> tuple[float, float,
+                                                                            float, int]:
+    """(model's scoring, raw score_samples, max |difference|, rows) for persons."""
+    with inputs.kept_inputs_as_views(db):
+        matrix = compute_features(db, settings)["person"]
+    model = anomaly.AnomalyModel.load(model_dir / "anomaly_person.joblib")
+    X = model.excess(matrix)
+    ours_s, ours = timed(lambda: model.score(matrix))
+    raw_s, raw = timed(lambda: -100.0 * model.estimator_.score_samples(X))
+    return ours_s, raw_s, float(np.max(np.abs(ours - raw))), len(matrix)
+
+
+def print_table(title: str, meter: StageMeter, rows: dict[str, int]) -> None:
+    print(f"\n{title}")
+    print("| stage | wall s | rows | rows/s | peak RSS GB |\n|---|--:|--:|--:|--:|")
+    for stage in STAGES:
+        if stage not in meter.seconds:
+            continue
+        s, n = meter.seconds[stage], rows.get(stage, 0)
+        print(f"| {stage} | {s:.2f} | {n:,} | {n / s if s else 0:,.0f} | "
+              f"{meter.peak_gb[stage]:.2f} |")
+    print(f"| total | {sum(meter.seconds.values()):.2f} | | | "
+          f"{max(meter.peak_gb.values()):.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", type=Path, help="a landing directory `tracecode simulate` wrote")
+    ap.add_argument("--scale", default="city")
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--memory-limit", default="6GB")
+    args = ap.parse_args()
+    duckdb_memory_limit(args.memory_limit)
+    meter = StageMeter()
+    instrument(meter)
+    settings = Settings()
+    root = Path(tempfile.mkdtemp(prefix="tracecode-bench-"))
+    try:
+        world = args.world
+        if world is None:
+            world = root / "world"
+            simulate(world, scale=args.scale, days=args.days, seed=args.seed)
+        days = sorted(p.name for p in (world / "messages").iterdir() if p.is_dir())
+        landing = root / "landing"
+        shutil.copytree(world / "reference", landing / "reference")
+        # the last simulated day, with the late-upload tails after it, is the increment
+        last = min(args.days, len(days)) - 1
+        db = root / "bench.duckdb"
+        results: list[tuple[str, pipeline.RunSummary]] = []
+        ingest_s = 0.0
+        for label, names, incremental in (
+            (f"history: {last} days, full screen", days[:last], False),
+            ("one more day, incremental", days[last:], True),
+        ):
+            for name in names:
+                shutil.copytree(world / "messages" / name, landing / "messages" / name)
+            meter.reset()
+            summary = pipeline.run(landing, db, root / "out", settings, incremental=incremental)
+            with Database.open(db, read_only=True) as con:
+                (kept,) = con.fetch_one("kept", "select count(*) from screened_sales")
+                (codes,) = con.fetch_one("codes", "select count(*) from record_codes")
+            touched = summary.screen.get("touched_codes") or codes
+            print_table(f"{label}: {summary.lines_read:,} messages, {summary.codes_stored:,} "
+                        f"new codes, {codes:,} codes in the history", meter, {
+                            "ingest": summary.lines_read, "inputs": touched,
+                            "rules": touched, "leads": summary.leads,
+                            "model": kept, "exports": summary.leads})
+            results.append((label, summary))
+            ingest_s += meter.seconds["ingest"]
+
+        full_rules_s = sum(r["seconds"] for r in results[0][1].rules)
+        print("\npeers, same files and database")
+        print("| stage | ours s | peer | peer s | ratio |\n|---|--:|---|--:|--:|")
+        read_json_s = read_json_peer(landing / "messages", args.memory_limit)
+        with Database.open(db) as con:
+            floor_s, _ = timed(lambda: con.fetch_rows("floor", FLOOR))
+            duck_s, pandas_s, same = dup_rule_peers(con, settings)
+            model_dir = db.parent / "models" / results[1][1].run_id
+            ours_s, raw_s, diff, n = scoring_peer(con, settings, model_dir)
+        print(f"| ingest (all days) | {ingest_s:.2f} | bare read_json | {read_json_s:.2f} | "
+              f"{ingest_s / read_json_s:.1f}x slower |")
+        print(f"| rules of the full screen | {full_rules_s:.2f} | floor query | "
+              f"{floor_s:.2f} | {full_rules_s / floor_s:.1f}x slower |")
+        print(f"| dup_same_institution | {duck_s:.3f} | pandas, same rows | {pandas_s:.3f} | "
+              f"{pandas_s / duck_s:.1f}x faster (same rows: {same}) |")
+        print(f"| person scoring ({n:,} rows) | {ours_s:.3f} | raw score_samples | "
+              f"{raw_s:.3f} | {raw_s / ours_s:.2f}x faster (max diff {diff:.1e}) |")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

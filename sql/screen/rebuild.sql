@@ -1,0 +1,21 @@
+-- Rebuild the kept inputs from the whole history (a full screen, or a change of the
+-- schema or views that define them). Param: $digest (tracecode.db.schema_digest).
+
+create or replace table screened_sales as
+from sales;
+
+create or replace table screened_stock_moves as
+from stock_moves;
+
+-- from the kept net sales just built, not the view again
+create or replace table screened_sale_records as
+from sale_records_over('screened_sales', 'live_records');
+
+delete from screen_state;
+
+insert into screen_state
+select
+    $digest,
+    now(),
+    as_of
+from data_clock;
