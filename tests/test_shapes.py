@@ -413,3 +413,13 @@ def test_rec_ids_are_unique_across_batch_elements_and_runs(landing: Landing, tmp
     pipeline.run(landing.root, db_path, tmp_path / "out")
     with Database.open(db_path, read_only=True) as db:
         assert db.fetch_one("u", "select count(*), count(distinct rec_id) from records") == (3, 3)
+
+
+def test_a_snapshots_invdate_is_a_date_by_the_spec_not_a_habit(
+    landing: Landing, tmp_path: Path
+) -> None:
+    landing.snapshot("P44010600001", "K1", ["A:1"], "2025-11-01")
+    landing.sale("P44010600001", "S1", ["A:2"], "2025-11-01")
+    recs = {r["infno"]: r for r in stored(ingest_only(landing, tmp_path))}
+    assert (recs["3501"]["date_only"], recs["3501"]["habits"]) == (False, [])
+    assert (recs["3505"]["date_only"], recs["3505"]["habits"]) == (True, ["date_only"])

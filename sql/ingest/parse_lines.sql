@@ -399,7 +399,8 @@ select
     purc_invo_no,
     inv_data_type,
     coalesce(len(codes), 0)::integer as n_codes,
-    coalesce(event_slow.date_only, false) as event_date_only,
+    -- a 3501 snapshot's invdate is a date by the spec: a date-only time is a habit elsewhere
+    infno <> '3501' and coalesce(event_slow.date_only, false) as event_date_only,
     case
         when meta is null and event_slow.habit is null and inf_slow.habit is null
              and not coalesce(string_numbers, false) and not had_bom
@@ -407,7 +408,9 @@ select
         else list_sort(list_distinct(list_concat(
             coalesce(meta.habits, []::varchar[]),
             list_filter(
-                [event_slow.habit, inf_slow.habit,
+                [case when infno = '3501' and event_slow.habit = 'date_only' then null
+                      else event_slow.habit end,
+                 inf_slow.habit,
                  case when string_numbers then 'string_numbers' end,
                  case when had_bom then 'bom' end],
                 lambda h: h is not null

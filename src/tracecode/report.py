@@ -35,7 +35,8 @@ LEAD_COLUMNS = (
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # what write_outputs writes into the output folder, in order
 OUTPUT_NAMES = ("leads.csv", "leads.parquet", "evidence.parquet", "leads.xlsx", "report",
-                "report.html", "quarantine.csv", "run_summary.json")
+                "report.html", "quarantine.csv", "data_quality.csv", "compliance.csv",
+                "run_summary.json")
 
 
 def lead_frame(db: Database, *, include_dismissed: bool = False) -> pl.DataFrame:
