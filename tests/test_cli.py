@@ -82,6 +82,9 @@ def test_mark_review_import_and_export_go_through_the_audit_trail(
     result = runner.invoke(app, ["export", "--db", str(db), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert lead_id not in set(pl.read_csv(tmp_path / "o" / "leads.csv")["lead_id"])
+    # every output of a run, the findings kept apart from the leads included
+    assert {"data_quality.csv", "compliance.csv", "leads.xlsx", "report.html"} <= {
+        p.name for p in (tmp_path / "o").iterdir()}
     shown = runner.invoke(app, ["show", lead_id, "--db", str(db)], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     assert "张科" in shown.output and "李科" in shown.output and "排除" in shown.output

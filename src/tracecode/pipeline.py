@@ -303,8 +303,6 @@ def _screen(ctx: RunContext) -> None:
 def _export(ctx: RunContext) -> None:
     ctx.summary = summarize(ctx)
     report.write_outputs(ctx.db, ctx.out, ctx.summary.to_dict(), unmask=ctx.options.unmask)
-    quality.write_findings(ctx.db, ctx.out)
-    compliance.write_findings(ctx.db, ctx.out)
     runs.finish(ctx.db, ctx.run_id, ctx.summary.to_dict())
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from tracecode import html_report, workbook
+from tracecode import compliance, html_report, quality, workbook
 from tracecode.db import Database, read_sql
 from tracecode.exports import atomic_dir, atomic_file, mask_raw_column, prepare_out
 from tracecode.review import STATUS_ZH
@@ -77,6 +77,10 @@ def write_outputs(
         pages["main"], encoding="utf-8")))
     written.append(atomic_file(out / "quarantine.csv", lambda p: neutralise_frame(
         data["quarantine"]).write_csv(p, include_bom=True)))
+    # the findings kept apart from the fraud leads, for the vendor and the inspection
+    quality.write_findings(db, out)
+    compliance.write_findings(db, out)
+    written += [out / "data_quality.csv", out / "compliance.csv"]
     written.append(atomic_file(out / "run_summary.json", lambda p: Path(p).write_text(
         json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n",
         encoding="utf-8")))
