@@ -24,3 +24,13 @@ def test_the_readme_rule_table_matches_sql_rules() -> None:
 def test_the_readme_gives_the_two_commands_first() -> None:
     text = README.read_text(encoding="utf-8")
     assert text.index("make demo") < text.index("make test") < text.index("## ")
+
+
+def test_the_examples_in_module_docstrings_hold() -> None:
+    import doctest
+
+    from tracecode import regions, safe_cells
+
+    for module in (regions, safe_cells):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

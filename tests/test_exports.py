@@ -23,7 +23,8 @@ from tracecode.safe_cells import FORMULA_STARTS, neutralise, neutralise_frame
 LINK = '=HYPERLINK("http://x.example","点我")'
 HEADLINE = {"institutions_registered": 10, "institutions_connected": 8,
             "connected_rate": 0.8, "capture_rate": 0.625, "amount_at_risk": 1234.5,
-            "by_day": [{"day": "2025-11-01", "leads": 3}]}
+            "by_day": [{"day": "2025-11-01", "leads": 3}],
+            "by_city": [{"city": "4401", "capture_rate": 0.625, "fund_without_codes": 12.3456}]}
 HOSTILE_CODES = [LINK, "=1+1", "@SUM(1)", "+1", "-1", "\tTAB"]
 
 
@@ -191,5 +192,10 @@ def test_findings_of_other_stages_get_their_own_sheets(hostile_run: Path, tmp_pa
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "数据质量" in html and "团伙" in html and "采集率" in html and "62.5%" in html
     assert "按日" in html and "2025-11-01" in html
+    # the headline's tables read Chinese: headers, city names, rates as percentages
+    assert "广州市（4401）" in html and "无码结算基金（元）" in html and "62.5%" in html
+    overview = [[c.value for c in row] for row in wb["概览"].iter_rows()]
+    assert ["广州市（4401）", "62.5%", 12.35] in [[v for v in r if v is not None][:3]
+                                              for r in overview]
     summary = json.loads((tmp_path / "o" / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["headline"]["capture_rate"] == 0.625

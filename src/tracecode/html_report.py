@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from tracecode.regions import with_city_names
 from tracecode.review import STATUS_ZH
 from tracecode.workbook import (
     CASE_COLS,
@@ -201,12 +202,11 @@ def _headline(headline: dict[str, Any] | None) -> str:
             shown = (f"{value:.1%}" if key.endswith("_rate") else _money(value)
                      if key == "amount_at_risk" else _text(value))
             cards.append(f"<div class=card>{escape(label)}<b>{escape(shown)}</b></div>")
-    tables = [
-        f"<h3>{title}</h3>" + _table(pl.DataFrame(headline[key]), finding_cols(
-            pl.DataFrame(headline[key])))
-        for key, title in (("by_day", "按日"), ("by_city", "按地市"))
-        if isinstance(headline.get(key), list) and headline[key]
-    ]
+    tables = []
+    for key, title in (("by_day", "按日"), ("by_city", "按地市")):
+        if isinstance(headline.get(key), list) and headline[key]:
+            frame = with_city_names(pl.DataFrame(headline[key]))
+            tables.append(f"<h3>{title}</h3>" + _table(frame, finding_cols(frame)))
     return f"<div class=cards>{''.join(cards)}</div>" + "".join(tables)
 
 

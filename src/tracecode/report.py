@@ -21,6 +21,7 @@ import polars as pl
 from tracecode import compliance, html_report, quality, workbook
 from tracecode.db import Database, read_sql
 from tracecode.exports import atomic_dir, atomic_file, mask_raw_column, prepare_out
+from tracecode.regions import with_city_names
 from tracecode.review import STATUS_ZH
 from tracecode.safe_cells import neutralise_frame
 
@@ -129,10 +130,11 @@ def gather(db: Database, summary: dict[str, Any], *, unmask: bool) -> dict[str, 
         "unmask": unmask,
         "exported_at": datetime.now().strftime(TIME_FORMAT),
         "leads": lead_frame(db),
-        "lead_sheet": db.fetch_polars("lead sheet", read_sql("leads/lead_sheet.sql"),
-                                      source="leads/lead_sheet.sql"),
-        "cases": db.fetch_polars("institution cases", read_sql("leads/institution_cases.sql"),
-                                 source="leads/institution_cases.sql"),
+        "lead_sheet": with_city_names(db.fetch_polars(
+            "lead sheet", read_sql("leads/lead_sheet.sql"), source="leads/lead_sheet.sql")),
+        "cases": with_city_names(db.fetch_polars(
+            "institution cases", read_sql("leads/institution_cases.sql"),
+            source="leads/institution_cases.sql")),
         "evidence": evidence,
         "quarantine": quarantine,
         "reviews": reviews,
@@ -159,6 +161,14 @@ def optional_findings(db: Database) -> dict[str, pl.DataFrame]:
     return found
 
 
+def _shown(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field.endswith("_rate"):
+        return f"{value:.1%}"
+    return round(float(value), 2) if field == "fund_without_codes" else value
+
+
 def overview_blocks(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
     """The 概览 sheet: the run, the headline when given, counts by category and city,
     decisions so far."""
@@ -181,6 +191,22 @@ def overview_blocks(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any
             (label, f"{headline[k]:.1%}" if k.endswith("_rate") else headline[k])
             for k, label in workbook.HEADLINE_ZH.items() if headline.get(k) is not None
         ]))
+        # the trend by day and the table by city, after the figures
+        for at, (key, title, fields) in enumerate((
+            ("by_day", "按日（上传机构 / 医保销售 / 采集率 / 采集追溯码 / 线索）",
+             ("institutions_uploading", "insured_sales", "capture_rate", "codes_collected",
+              "leads")),
+            ("by_city", "按地市（登记 / 接入 / 医保销售 / 采集率 / 无码结算金额 / 线索）",
+             ("institutions_registered", "institutions_connected", "insured_sales",
+              "capture_rate", "fund_without_codes", "leads")),
+        ), start=1):
+            rows = headline.get(key)
+            if isinstance(rows, list) and rows:
+                frame = with_city_names(pl.DataFrame(rows))
+                label = "day" if key == "by_day" else "city"
+                blocks.insert(at, (title, [
+                    (str(r[label]), tuple(_shown(f, r.get(f)) for f in fields))
+                    for r in frame.iter_rows(named=True)]))
     by_cat = sheet.group_by("category_zh").agg(pl.len(), pl.col("amount").sum()) \
         .sort("len", "category_zh", descending=[True, False])
     blocks.append(("按类别（线索数 / 金额）",

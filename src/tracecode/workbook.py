@@ -110,6 +110,13 @@ FINDING_HEADERS = {
     "peer_median": "同类中位数", "amount": "金额（元）", "score": "评分",
     "ring_id": "团伙编号", "n_institutions": "机构数", "n_persons": "人数",
     "n_codes": "追溯码数", "members": "成员",
+    # the headline's tables by day and by city (run_summary.json)
+    "day": "日期", "city": "地市", "level": "层级", "region": "区划",
+    "institutions_uploading": "上传机构", "institutions_registered": "登记机构",
+    "institutions_connected": "已接入机构", "connected_rate": "接入率", "sales": "销售",
+    "insured_sales": "医保销售", "insured_with_codes": "带码医保销售",
+    "capture_rate": "采集率", "codes_collected": "采集追溯码",
+    "fund_without_codes": "无码结算基金（元）", "leads": "线索",
 }
 # run_summary.json's headline (when the run computes one), shown first in 概览 and the report
 HEADLINE_ZH = {
@@ -186,9 +193,9 @@ def finding_cols(frame: pl.DataFrame) -> tuple[Col, ...]:
     for name, dtype in frame.schema.items():
         if dtype.is_temporal():
             kind, width = "time", 18
-        elif name in ("amount", "peer_median") and dtype.is_float():
+        elif name in ("amount", "fund_without_codes") and dtype.is_float():
             kind, width = "money", 13
-        elif name == "share":
+        elif name == "share" or name.endswith("_rate"):
             kind, width = "pct", 8
         elif dtype.is_integer():
             kind, width = "int", 9
