@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from landing import PERSONS, Landing
+from landing import PERSONS, Landing, code
 
 from tracecode import pipeline, quality
 from tracecode.db import Database
@@ -158,3 +158,20 @@ def test_the_simulator_plants_each_habit_at_its_institutions_only() -> None:
     assert sorted(moved["codes"]) == sorted(sold["codes"]) and set(moved["chg_type"]) == {"101"}
     # the institution with no habit is as it was
     assert out.filter(pl.col("inst") == 0).equals(rows.filter(pl.col("inst") == 0))
+
+
+def test_a_twelve_hour_clocks_morning_sale_is_judged_at_its_afternoon_reading(
+    landing: Landing, tmp_path: Path
+) -> None:
+    # a shop open till 21:30 whose clock reads 12-hour: 20:40 is sent as 08:40
+    landing.sale_series("P44010400003", "M", [f"A:{i}" for i in range(101, 121)],
+                        "2025-11-03 08:40:00", every_minutes=10)
+    # a box transferred in at 10:00 and sold in the evening (sent as 08:40): no reflux
+    landing.stock("P44010400003", "T1", ["A:101"], "2025-11-03 10:00:00", chg_type="101")
+    # one taken in again the next day is
+    landing.stock("P44010400003", "T2", ["A:102"], "2025-11-04 10:00:00", chg_type="101")
+    landing.write()
+    db_path = tmp_path / "db.duckdb"
+    pipeline.run(landing.root, db_path, tmp_path / "out")
+    reflux = {s for c, s in _leads(db_path) if c == "reflux_inbound"}
+    assert reflux == {code("A:102")}
