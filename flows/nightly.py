@@ -19,7 +19,6 @@ or deploy it to a work pool with ``prefect deploy`` (see prefect.yaml and the RE
 # No `from __future__ import annotations`: Prefect builds the parameter model from the
 # annotations, and a served run cannot resolve them as strings (`date` not defined).
 import argparse
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +37,7 @@ from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 
 from tracecode import pipeline
-from tracecode.categories import CATEGORIES
+from tracecode.categories import CATEGORIES, COMPLIANCE_CATEGORIES, DQ_PATTERNS
 from tracecode.days import landing_days, only_day, parse_day
 from tracecode.settings import load_settings
 
@@ -179,10 +178,29 @@ def summary_markdown(summary: pipeline.RunSummary) -> str:
         label = CATEGORIES.get(category)
         lines.append(f"| {label.zh if label else ''} | {label.en if label else category} "
                      f"(`{category}`) | {n} |")
-    findings = {k: v for k, v in summary.to_dict().items()
-                if k in ("quality", "data_quality", "compliance") and v}
-    for key, value in findings.items():
-        lines += ["", f"### Data quality ({key})", "", "```", _short(value), "```"]
+    if summary.data_quality:
+        lines += ["", "### 数据质量 data quality (institutions by pattern)", "",
+                  "| 问题 | pattern | institutions |", "|---|---|--:|"]
+        for pattern, n in summary.data_quality.items():
+            known = DQ_PATTERNS.get(pattern)
+            lines.append(f"| {known.zh if known else ''} | `{pattern}` | {n} |")
+    if summary.compliance:
+        lines += ["", "### 合规 capture compliance (institutions by category)", "",
+                  "| 类别 | category | institutions |", "|---|---|--:|"]
+        for category, n in summary.compliance.items():
+            label = COMPLIANCE_CATEGORIES.get(category)
+            lines.append(f"| {label.zh if label else ''} | {label.en if label else ''} "
+                         f"(`{category}`) | {n} |")
+    head = summary.headline
+    if head:
+        rate = head.get("capture_rate")
+        lines += ["", "### 总体情况 headline", "",
+                  f"{head.get('institutions_connected')} of "
+                  f"{head.get('institutions_registered')} institutions connected; "
+                  f"{head.get('codes_collected')} codes collected"
+                  + (f", capture rate {rate:.1%}" if rate is not None else "")
+                  + f"; {head.get('institutions_proposed')} institutions proposed for "
+                  f"inspection; amount at risk {head.get('amount_at_risk', 0):,.2f} yuan."]
     lines += ["", "### Timings (s)", "",
               ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds_by_stage.items())
               + f"; total {summary.seconds:.1f}"]
@@ -190,11 +208,6 @@ def summary_markdown(summary: pipeline.RunSummary) -> str:
         lines.append("screen: " + ", ".join(
             f"{k} {v:.1f}" for k, v in summary.screen["seconds"].items()))
     return "\n".join(lines) + "\n"
-
-
-def _short(value: Any, limit: int = 2000) -> str:
-    text = json.dumps(value, ensure_ascii=False, indent=1, default=str)
-    return text if len(text) <= limit else text[:limit] + "\n..."
 
 
 def _top_leads(ctx: pipeline.RunContext) -> list[dict[str, Any]]:

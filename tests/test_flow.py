@@ -157,3 +157,21 @@ def test_the_deployment_carries_the_cron_and_the_readme_cli_calls_answer(
         assert done.returncode == 0, (command, done.stdout, done.stderr)
         listed[command] = done.stdout
     assert "tracecode-daily" in listed["deployment"]
+
+
+def test_the_summary_artifact_names_the_findings_and_the_headline() -> None:
+    from nightly import summary_markdown
+
+    summary = pipeline.RunSummary(
+        run_id="R1", landing="l", started_at="t", seconds=1.0, lines_read=3,
+        records_stored=3, records_replaced=0, records_retracted=0, lines_quarantined=0,
+        earlier_records_replaced=0, codes_stored=3, files_ingested=1, files_skipped=0,
+        leads=1, leads_by_category={"no_inbound": 1}, leads_dismissed=0,
+        data_quality={"twelve_hour_clock": 2}, compliance={"upload_silence": 1},
+        headline={"institutions_registered": 10, "institutions_connected": 9,
+                  "codes_collected": 99, "capture_rate": 0.95, "institutions_proposed": 2,
+                  "amount_at_risk": 1234.5})
+    text = summary_markdown(summary)
+    assert "| 疑似12小时制时间 | `twelve_hour_clock` | 2 |" in text
+    assert "停止上传" in text and "(`upload_silence`) | 1 |" in text
+    assert "9 of 10 institutions connected" in text and "95.0%" in text and "1,234.50" in text
