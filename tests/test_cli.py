@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tracecode import __version__
 from tracecode.cli import app
+from tracecode.db import Database
 
 runner = CliRunner()
 INST = "P44010600001"
@@ -153,3 +154,29 @@ def test_sql_on_a_database_held_for_writing_says_so_clearly(ran: Path, tmp_path:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_decision_reaches_the_snapshot_and_waits_for_no_running_batch(
+    ran: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tracecode.db import publish_snapshot, snapshot_path
+    from tracecode.runlock import RunLock
+
+    db = tmp_path / "db.duckdb"
+    shutil.copy(ran / "db.duckdb", db)
+    with Database.open(db) as database:
+        publish_snapshot(database)
+    lead_id = pl.read_csv(ran / "out" / "leads.csv")["lead_id"][0]
+    # while a run holds the database, a decision is refused with who holds it
+    with RunLock.acquire(db, "R-nightly"):
+        held = runner.invoke(app, ["mark", lead_id, "--db", str(db), "--status", "排除"])
+    assert held.exit_code != 0 and "R-nightly" in held.output, held.output
+    result = runner.invoke(app, ["mark", lead_id, "--db", str(db), "--status", "排除",
+                                 "--note", "误报", "--by", "张科"])
+    assert result.exit_code == 0, result.output
+    # show and sql read the snapshot, which now has the decision
+    assert snapshot_path(db).is_file()
+    shown = runner.invoke(app, ["show", lead_id, "--db", str(db)], terminal_width=200)
+    assert "snapshot" in shown.output and "排除" in shown.output and "张科" in shown.output

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -237,7 +238,7 @@ def mark(
         from tracecode.review import Decision, parse_decision, record_decisions
 
         decision = parse_decision(status)
-        with _open_existing(db) as database:
+        with _deciding(db, "tracecode mark") as database:
             result = record_decisions(
                 database, [Decision(i, decision, note, by) for i in lead_ids], source="mark")
         typer.echo(f"{result.recorded} decision(s) recorded ({decision}); "
@@ -275,7 +276,7 @@ def review_import(
 
         decisions = [d if d.decided_by or not by else replace(d, decided_by=by)
                      for d in read_review_file(file)]
-        with _open_existing(db) as database:
+        with _deciding(db, "tracecode review import") as database:
             result = record_decisions(database, decisions, source=file.name)
         typer.echo(f"{file}: {len(decisions)} decision(s) read, {result.recorded} recorded, "
                    f"{result.unchanged} unchanged")
@@ -394,6 +395,21 @@ def _reading(database: Any) -> None:
     path = database.path
     when = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
     typer.secho(f"reading {path} (read-only, as of {when})", err=True, dim=True)
+
+
+@contextmanager
+def _deciding(db: Path, what: str) -> Iterator[Any]:
+    """The database for recording decisions: under the run lock, so a running batch is
+    named rather than interleaved with; afterwards the investigators' snapshot is
+    published again, so that ``tracecode sql`` and ``show`` see the decisions."""
+    from tracecode.db import publish_snapshot
+    from tracecode.runlock import RunLock
+
+    if not db.is_file():
+        raise TracecodeError(f"no database at {db}: give the --db your runs write to")
+    with RunLock.acquire(db, what), _open_existing(db) as database:
+        yield database
+        publish_snapshot(database)
 
 
 def _open_existing(db: Path) -> Any:

@@ -133,10 +133,16 @@ SHOW_EVIDENCE = ("event_time", "fixmedins_code", "fixmedins_name", "infno", "cod
                  "psn_name", "qty", "amount", "note")
 
 
+# the review history as ``tracecode show`` prints it
+REVIEW_HEADERS = {"decided_at": "时间", "status": "结论", "decided_by": "核查人",
+                  "note": "核查说明", "source": "来源", "evidence_fingerprint": "证据指纹",
+                  "n_evidence_records": "证据条数"}
+
+
 def lead_details(db: Database, lead_id: str, *, unmask: bool = False) -> dict[str, Any]:
     """The lead, its review history and its evidence, for ``tracecode show``."""
     from tracecode.db import read_sql
-    from tracecode.review import review_history
+    from tracecode.review import STATUS_ZH, review_history
 
     lead = db.fetch_polars("lead", "select * from leads where lead_id = $lead_id",
                            {"lead_id": lead_id})
@@ -147,7 +153,9 @@ def lead_details(db: Database, lead_id: str, *, unmask: bool = False) -> dict[st
     evidence = query(db, read_sql(source), {"lead_id": lead_id}, source=source)
     evidence = evidence if unmask else mask_frame(evidence)
     reviews = review_history(db, lead_id).with_columns(
-        pl.col("evidence_fingerprint").str.slice(0, 8))
+        pl.col("evidence_fingerprint").str.slice(0, 8),
+        pl.col("status").replace_strict(STATUS_ZH, default=pl.col("status")),
+    ).rename(lambda c: REVIEW_HEADERS.get(c, c))
     return {"lead": lead.row(0, named=True), "reviews": reviews, "evidence": evidence,
             "evidence_brief": evidence.select(c for c in SHOW_EVIDENCE if c in evidence.columns)}
 
