@@ -423,3 +423,22 @@ def test_a_snapshots_invdate_is_a_date_by_the_spec_not_a_habit(
     recs = {r["infno"]: r for r in stored(ingest_only(landing, tmp_path))}
     assert (recs["3501"]["date_only"], recs["3501"]["habits"]) == (False, [])
     assert (recs["3505"]["date_only"], recs["3505"]["habits"]) == (True, ["date_only"])
+
+
+@pytest.mark.parametrize("rewrite", [None, _upper_keys, _node_string])
+def test_body_fields_tracecode_does_not_read_are_kept_with_the_record(
+    rewrite: Any, landing: Landing, tmp_path: Path
+) -> None:
+    msg = spec_sale(landing, hi_fee_flag="1", ext={"opter": "张三", "n": 2},
+                    **{'odd "key"': 1.5})
+    if rewrite is not None:
+        rewrite(msg)
+    landing.add(msg)
+    landing.add(spec_sale(landing, bchno="S2", codes=("A:2",)))
+    db_path = ingest_only(landing, tmp_path)
+    assert quarantined(db_path) == []
+    with Database.open(db_path, read_only=True) as db:
+        kept = dict(db.fetch_rows("extra", "select fixmedins_bchno, extra_fields from records"))
+    extra = {k.lower(): v for k, v in json.loads(kept["S1"]).items()}
+    assert extra == {"hi_fee_flag": "1", "ext": {"opter": "张三", "n": 2}, 'odd "key"': 1.5}
+    assert kept["S2"] is None

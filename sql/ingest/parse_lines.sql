@@ -190,7 +190,21 @@ fields as (
         b.inv_data_type,
         m._tracecode is not null as meta_sent,
         b.drugtracinfo as tracinfo,
-        list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes
+        list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes,
+        -- body keys tracecode does not read: kept with the record (records.extra_fields)
+        case when node is not null and json_type(line_text, '$.input.' || node) = 'OBJECT'
+             then list_filter(json_keys(line_text, '$.input.' || node), lambda k: not list_contains(
+                 [
+                    'med_list_codg', 'fixmedins_bchno', 'psn_no', 'psn_cert_type',
+                    'certno', 'psn_name', 'manu_lotnum', 'manu_date', 'expy_end',
+                    'trdn_flag', 'sel_retn_time', 'rtal_docno', 'setl_id',
+                    'mdtrt_setl_type', 'medins_prod_sel_no', 'invdate',
+                    'inv_chg_type', 'inv_chg_time', 'spler_name',
+                    'purc_retn_stoin_time', 'purc_invo_no', 'inv_data_type',
+                    'sel_retn_cnt', 'finl_trns_pric', 'inv_cnt', 'cnt', 'pric',
+                    'purc_retn_cnt', 'drugtracinfo'
+                 ], k))
+        end as extra_keys
     from body
 ),
 
@@ -418,5 +432,9 @@ select
         )))
     end as habits,
     list_transform(codes, lambda c: trim(c)) as codes,
+    case when len(extra_keys) > 0 then to_json(map_from_entries(list_transform(
+        extra_keys, lambda k: {'k': k, 'v': json_extract(
+            line_text, body_path || '"' || replace(k, '"', '\"') || '"')})))::varchar
+    end as extra_fields,
     $run_id as run_id
 from checked

@@ -62,10 +62,14 @@ create table if not exists records (
     -- 'upper_keys', 'string_numbers', 'code_alias', 'top_level_code', ...); empty: the spec
     event_date_only    boolean not null,
     habits             varchar[] not null,
+    -- body fields tracecode does not read, as a JSON object (null: none); never fatal
+    extra_fields       varchar,
     run_id             varchar not null,
     is_current         boolean not null,
     superseded_run_id  varchar            -- the run whose later version replaced this one
 );
+
+alter table records add column if not exists extra_fields varchar;
 
 -- One row per code of a record's drugtracinfo.
 create table if not exists record_codes (
