@@ -10,14 +10,17 @@ The cases of whole files (empty, binary, NUL bytes, CRLF and lone CR, BOMs, GBK,
 lines, duplicates under other names, truncated and corrupt gzip, links and FIFOs) are in
 tests/test_files.py; bad lines of the contract in tests/test_ingest.py (``BAD_LINES``);
 poison values in tests/test_validation.py; reference CSVs in tests/test_reference.py.
+Last, the supply chain's input: the pip-audit report that `make audit` judges.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from landing import Landing, code
 from test_ingest import assert_balanced
 
@@ -154,3 +157,32 @@ def test_every_bad_line_is_quarantined_with_its_reason_or_stored_whole(
         (n,) = con.fetch_one("q", "select count(*) from quarantine")
     assert n == quarantined + 1
     assert (out / "leads.xlsx").stat().st_size > 0
+
+
+# -- the supply chain: how `make audit` (.ci/audit.py) judges pip-audit's report ---------
+
+
+def test_the_audit_fails_on_a_vulnerability_with_a_fix_and_only_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "ci_audit", Path(__file__).parents[1] / ".ci" / "audit.py")
+    assert spec and spec.loader
+    audit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audit)
+
+    def verdict(*deps: dict[str, Any]) -> int:
+        report = tmp_path / "audit.json"
+        report.write_text(json.dumps({"dependencies": list(deps)}), encoding="utf-8")
+        return int(audit.main(["--report", str(report)]))
+
+    ok = {"name": "duckdb", "version": "1.0", "vulns": []}
+    fixable = {"name": "jinja2", "version": "3.1.2",
+               "vulns": [{"id": "GHSA-x", "fix_versions": ["3.1.3"]}]}
+    unfixed = {"name": "x", "version": "1", "vulns": [{"id": "GHSA-y", "fix_versions": []}]}
+    blind = {"name": "y", "version": "1", "skip_reason": "not found"}
+    assert verdict(ok, fixable) == 1
+    assert verdict(ok, unfixed) == 0
+    assert verdict(blind) == 0
+    monkeypatch.setenv("AUDIT_STRICT", "1")
+    assert verdict(blind) == 1
