@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,19 @@ def test_the_audit_fails_on_a_vulnerability_with_a_fix_and_only_then(
     assert verdict(blind) == 0
     monkeypatch.setenv("AUDIT_STRICT", "1")
     assert verdict(blind) == 1
+
+
+def test_every_test_docs_reliability_cites_exists() -> None:
+    root = Path(__file__).parents[1]
+    text = (root / "docs" / "reliability.md").read_text(encoding="utf-8")
+    cited: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        file = None
+        for named, test in re.findall(r"`(?:(test_\w+\.py))?::(test_\w+)", line):
+            file = named or file
+            assert file, line
+            cited.append((file, test))
+    assert len(cited) > 40
+    for file, test in cited:
+        source = (root / "tests" / file).read_text(encoding="utf-8")
+        assert re.search(rf"^def {test}\(", source, re.M), f"{file}::{test}"
