@@ -77,11 +77,13 @@ final as (
         cast(date_trunc('month', s.sel_time) as date) as sel_month,      -- first day
         s.trdn_flag = '1' as is_split,
         -- packs: a whole-pack code is one box; a split sale takes a fraction of one
+        -- both as exact decimals, so that every sum of them is the same whatever the order
+        -- of the rows (a float sum's last bit moved a printed "3.7 盒" to "3.8 盒", issue 10)
         case
             when s.trdn_flag = '1' then coalesce(s.units / nullif(d.pack_units, 0), 0)
             else 1.0
-        end as packs,
-        coalesce(s.fund_amount, 0) as fund_amount,
+        end::decimal(18, 6) as packs,
+        coalesce(s.fund_amount, 0)::decimal(18, 4) as fund_amount,
         coalesce(d.pack_price >= $expensive_pack_price, false) as is_expensive,
         -- the buyer is insured in another city (first four digits of the region code)
         coalesce(left(pe.insu_admdvs, 4) <> left(pl.admdvs, 4), false) as is_nonlocal,

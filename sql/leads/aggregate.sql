@@ -2,6 +2,9 @@
 -- Params: $amount_full_yuan, $events_full, $institutions_full (ScoreSettings).
 --
 -- score: the lead_score macro (sql/views/002_scoring.sql).
+-- amount and metric_total are summed as exact decimals: a float sum depends on the order
+-- of its rows (which differs between a full and an incremental screen), and its last bit
+-- can move a rounded amount or a printed total ("1.13" or "1.14"; issue 10).
 
 create or replace temp table lead_agg as
 with grouped as (
@@ -19,8 +22,8 @@ with grouped as (
         count(*) as n_events,
         count(distinct h.fixmedins_code) as n_institutions,
         count(distinct h.psn_no) as n_persons,
-        round(coalesce(sum(h.amount), 0), 2) as amount,
-        sum(h.metric) as metric_total,
+        round(coalesce(sum(h.amount::decimal(38, 6)), 0), 2)::double as amount,
+        sum(h.metric::decimal(38, 6))::double as metric_total,
         max(h.metric) as metric_max,
         max(h.threshold) as threshold
     from lead_evidence as h

@@ -51,7 +51,7 @@ evidence as (
 evidence_stats as (
     select
         fixmedins_code,
-        round(sum(coalesce(amount, 0)), 2) as amount_at_risk,
+        round(sum(coalesce(amount, 0)::decimal(38, 6)), 2)::double as amount_at_risk,  -- exact
         count(distinct psn_no) as n_persons,
         count(distinct code) as n_codes,
         array_to_string(list_slice(list_sort(list(distinct psn_no)), 1, 5), '、') as persons,

@@ -24,7 +24,7 @@ institutions as (
         any_value(code) as code,
         'institution' as member_type,
         fixmedins_code as member_id,
-        sum(amount) as amount
+        sum(amount::decimal(38, 6))::double as amount  -- exact: order-free
     from moved
     where fixmedins_code is not null
     group by lead_id, fixmedins_code
@@ -46,7 +46,7 @@ persons as (
         any_value(m.code) as code,
         'person' as member_type,
         m.psn_no as member_id,
-        sum(m.amount) as amount
+        sum(m.amount::decimal(38, 6))::double as amount
     from moved as m
     join collectors as c using (psn_no)
     group by m.lead_id, m.psn_no
