@@ -17,19 +17,25 @@ with purchases as (
 ),
 
 -- from each purchase, the institutions that sold the same drug to the same person within
--- the window that starts there
+-- the window that starts there (a self-join: Spark has no count(distinct) over a window)
 windows as (
     select
-        psn_no,
-        med_list_codg,
-        sel_time as window_start,
-        sel_time + to_seconds($hopping_window_days * 86400) as window_end,
-        count(distinct fixmedins_code) over (
-            partition by psn_no, med_list_codg
-            order by sel_time
-            range between current row and to_seconds($hopping_window_days * 86400) following
-        ) as n_institutions
-    from purchases
+        a.psn_no,
+        a.med_list_codg,
+        a.sel_time as window_start,
+        a.sel_time + to_seconds($hopping_window_days * 86400) as window_end,
+        count(distinct b.fixmedins_code) as n_institutions
+    from purchases as a
+    join purchases as b
+        on b.psn_no = a.psn_no
+       and b.med_list_codg = a.med_list_codg
+       and b.sel_time >= a.sel_time
+       and b.sel_time <= a.sel_time + to_seconds($hopping_window_days * 86400)
+    group by
+        a.rec_id,
+        a.psn_no,
+        a.med_list_codg,
+        a.sel_time
 ),
 
 hopping_windows as (

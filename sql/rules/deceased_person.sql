@@ -24,7 +24,7 @@ after_death as (
     select
         s.*,
         d.death_date,
-        s.sel_time::date - d.death_date as days_after_death
+        date_diff('day', d.death_date, s.sel_time::date) as days_after_death
     from purchases as s
     join deaths as d using (psn_no)
     where s.sel_time::date > d.death_date

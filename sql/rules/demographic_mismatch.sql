@@ -28,8 +28,15 @@ judged as (
     select
         s.*,
         p.gender,
-        -- whole years of age on the day of the sale
-        date_sub('year', p.birth_date, s.sel_time::date) as age,
+        -- whole years of age on the day of the sale: a birthday not yet reached this
+        -- year does not count (year(), month() and day() mean the same on Spark)
+        year(s.sel_time) - year(p.birth_date)
+            - case
+                  when month(s.sel_time) * 100 + day(s.sel_time)
+                       < month(p.birth_date) * 100 + day(p.birth_date)
+                  then 1
+                  else 0
+              end as age,
         d.gender_limit,
         d.min_age,
         d.max_age

@@ -16,7 +16,7 @@ spread as (
     select
         code_id,
         -- days from the code's first net sale to its last
-        epoch(max(sel_time) - min(sel_time)) / 86400.0 as span_days
+        date_diff('microsecond', min(sel_time), max(sel_time)) / 86400e6 as span_days
     from sold
     group by code_id
     having count(distinct fixmedins_code) >= 2

@@ -15,7 +15,7 @@ with sold as (
 spread as (
     select
         code_id,
-        epoch(max(sel_time) - min(sel_time)) / 86400.0 as span_days
+        date_diff('microsecond', min(sel_time), max(sel_time)) / 86400e6 as span_days
     from sold
     group by code_id
     having count(distinct fixmedins_code) >= 2

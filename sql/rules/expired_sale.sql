@@ -27,8 +27,8 @@ out_of_date as (
         *,
         -- days sold after expiry, or before manufacture
         case
-            when sale_day > use_by then sale_day - use_by
-            else made_on - sale_day
+            when sale_day > use_by then date_diff('day', use_by, sale_day)
+            else date_diff('day', sale_day, made_on)
         end as days_out
     from dated
     where sale_day > use_by

@@ -33,7 +33,7 @@ resident_id_purchases as (
     select *
     from purchases
     where psn_cert_type = '01'
-       or regexp_full_match(stated_certno, '[0-9]{17}[0-9X]')
+       or regexp_matches(stated_certno, '^[0-9]{17}[0-9X]$')
 ),
 
 register as (
@@ -45,22 +45,25 @@ register as (
 ),
 
 -- the register's entries for the buyers and the ID numbers at hand, not for everyone
-certnos_of_psn as (
-    select
-        psn_no,
-        list(distinct certno) as certnos
+-- (joins rather than lists: the same on Spark)
+registered_psns as (
+    select distinct psn_no
     from register
     where psn_no in (select psn_no from resident_id_purchases)
-    group by psn_no
 ),
 
-psns_of_certno as (
-    select
-        certno,
-        list(distinct psn_no) as psn_nos
+registered_certnos as (
+    select distinct certno
     from register
     where certno in (select stated_certno from resident_id_purchases)
-    group by certno
+),
+
+registered_pairs as (
+    select distinct
+        psn_no,
+        certno
+    from register
+    where psn_no in (select psn_no from resident_id_purchases)
 ),
 
 -- validated once per ID number, not once per sale
@@ -79,13 +82,18 @@ id_validity as (
 checked as (
     select
         s.*,
-        coalesce(not list_contains(c.certnos, s.stated_certno), false) as differs_from_register,
-        coalesce(not list_contains(p.psn_nos, s.psn_no), false) as registered_to_other,
+        -- the psn_no is registered, but not with this certno
+        rp.psn_no is not null and m.psn_no is null as differs_from_register,
+        -- the certno is registered, but not to this psn_no
+        rc.certno is not null and m.psn_no is null as registered_to_other,
         not v.is_valid as invalid_id
     from resident_id_purchases as s
     join id_validity as v using (stated_certno)
-    left join certnos_of_psn as c using (psn_no)
-    left join psns_of_certno as p on p.certno = s.stated_certno
+    left join registered_psns as rp on rp.psn_no = s.psn_no
+    left join registered_certnos as rc on rc.certno = s.stated_certno
+    left join registered_pairs as m
+        on m.psn_no = s.psn_no
+       and m.certno = s.stated_certno
 )
 
 select

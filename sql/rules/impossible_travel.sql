@@ -28,7 +28,7 @@ with purchases as (
 too_close as (
     select
         a.rec_id,
-        min(abs(epoch(b.sel_time - a.sel_time))) / 3600.0 as gap_hours
+        min(abs(date_diff('microsecond', a.sel_time, b.sel_time))) / 3600e6 as gap_hours
     from purchases as a
     join purchases as b
         on b.psn_no = a.psn_no

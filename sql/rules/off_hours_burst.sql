@@ -9,8 +9,9 @@
 with opening_hours as (
     select
         fixmedins_code,
-        epoch(open_time) as opens_s,    -- seconds after midnight
-        epoch(close_time) as closes_s
+        -- seconds after midnight (hour(), minute(), second(): the same on Spark)
+        hour(open_time) * 3600 + minute(open_time) * 60 + second(open_time) as opens_s,
+        hour(close_time) * 3600 + minute(close_time) * 60 + second(close_time) as closes_s
     from institutions
     where open_time is not null
       and close_time is not null
@@ -36,14 +37,22 @@ placed as (
     where s.psn_no is not null
 ),
 
--- closed, less a grace at either end for a shop that closes late or opens early
-off_hours as (
+nights as (
     select
         *,
-        since_closing::date as night
+        since_closing::date as night,
+        -- seconds after closing: from midnight on the clock that reads 00:00 at closing
+        date_diff('microsecond', since_closing::date::timestamp, since_closing) / 1e6
+            as after_closing_s
     from placed
-    where epoch(since_closing::time) > $off_hours_grace_minutes * 60
-      and epoch(since_closing::time) < closed_s - $off_hours_grace_minutes * 60
+),
+
+-- closed, less a grace at either end for a shop that closes late or opens early
+off_hours as (
+    select *
+    from nights
+    where after_closing_s > $off_hours_grace_minutes * 60
+      and after_closing_s < closed_s - $off_hours_grace_minutes * 60
 ),
 
 bursts as (
