@@ -19,7 +19,12 @@ pyspark = pytest.importorskip("pyspark")
 
 from tracecode.spark.command import run_spark  # noqa: E402
 from tracecode.spark.layout import export_inputs  # noqa: E402
-from tracecode.spark.runner import fold_leads, run_rules_on_spark, spark_session  # noqa: E402
+from tracecode.spark.runner import (  # noqa: E402
+    QUICK_START_CONF,
+    fold_leads,
+    run_rules_on_spark,
+    spark_session,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +39,7 @@ EVIDENCE_COLUMNS = ["lead_id", "rec_id", "fixmedins_code", "event_time", "code",
 @pytest.fixture(scope="module")
 def spark() -> Any:
     """One local-mode session for these tests: two cores, few shuffle partitions."""
-    session = spark_session("local[2]", shuffle_partitions=2)
+    session = spark_session("local[2]", shuffle_partitions=2, conf=QUICK_START_CONF)
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

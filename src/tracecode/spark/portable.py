@@ -131,7 +131,8 @@ def findings(sql: str) -> list[Finding]:
                 node.this.find(exp.Distinct)):
             found.append(Finding("count(distinct) over", "Spark refuses it; self-join "
                                  "and count instead"))
-        if isinstance(node, exp.Join) and (node.args.get("kind") or "").upper() == "ASOF":
+        if isinstance(node, exp.Join) and "ASOF" in (
+                f"{node.args.get('method') or ''} {node.args.get('kind') or ''}".upper()):
             found.append(Finding("asof join", "Spark has none"))
         if isinstance(node, exp.Lambda):
             found.append(Finding("lambda", "no lambdas in the portable subset"))
