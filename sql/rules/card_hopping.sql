@@ -5,6 +5,7 @@
 -- why: A patient refills a drug at one or two usual places. One person buying one drug (billed med_list_codg) at many institutions within days draws more than a course of treatment on one card, to resell or to stockpile (Hangzhou: one man, his own and his mother's credentials, many institutions). Counted over net purchases: from each purchase, the distinct institutions selling that drug to that person within the window that starts there (ends included); every purchase inside a window that reaches the threshold is evidence. Repeat purchases at the same place, and one drug bought monthly at changing places, are not leads; nor is a placeholder psn_no that an institution's system puts on many different buyers (placeholder_identities: a data-quality finding, not a person).
 -- reason_zh: 参保人 {subject_id} 于 {first_date} 至 {last_date} 在 {institutions_zh} 购买同一药品 {n_events} 次，短期内最多在 {metric_max} 家机构购买（阈值 {threshold} 家），疑似多店套药，医保基金支付 {amount} 元。
 -- reason_en: Person {subject_id} bought one drug {n_events} times at {institutions_en} between {first_date} and {last_date}, at up to {metric_max} institutions within the window (threshold {threshold}); the fund paid {amount} yuan.
+-- portable (runs on Spark, tracecode.spark): the window's distinct institutions by a self-join (Spark refuses count(distinct) over a window).
 
 with purchases as (
     select s.*
@@ -17,19 +18,25 @@ with purchases as (
 ),
 
 -- from each purchase, the institutions that sold the same drug to the same person within
--- the window that starts there
+-- the window that starts there (a self-join: Spark has no count(distinct) over a window)
 windows as (
     select
-        psn_no,
-        med_list_codg,
-        sel_time as window_start,
-        sel_time + to_seconds($hopping_window_days * 86400) as window_end,
-        count(distinct fixmedins_code) over (
-            partition by psn_no, med_list_codg
-            order by sel_time
-            range between current row and to_seconds($hopping_window_days * 86400) following
-        ) as n_institutions
-    from purchases
+        a.psn_no,
+        a.med_list_codg,
+        a.sel_time as window_start,
+        a.sel_time + to_seconds($hopping_window_days * 86400) as window_end,
+        count(distinct b.fixmedins_code) as n_institutions
+    from purchases as a
+    join purchases as b
+        on b.psn_no = a.psn_no
+       and b.med_list_codg = a.med_list_codg
+       and b.sel_time >= a.sel_time
+       and b.sel_time <= a.sel_time + to_seconds($hopping_window_days * 86400)
+    group by
+        a.rec_id,
+        a.psn_no,
+        a.med_list_codg,
+        a.sel_time
 ),
 
 hopping_windows as (

@@ -5,6 +5,7 @@
 -- why: Some drugs are for one sex or an age band only (catalog gender_limit, min_age, max_age, by the billed med_list_codg). A net purchase on a person outside it (persons.csv gender; age in whole years on the sale day, from birth_date) was made for someone else on this person's insurance (冒用/借卡), or never dispensed. Limits are inclusive: an 18-year-old may buy a drug with min_age 18, a 55-year-old one with max_age 55. A limit is only applied when the person's gender or birth date is known; a psn_no missing from persons.csv cannot be judged.
 -- reason_zh: 参保人 {subject_id} 的性别或年龄不符合所购药品的使用限定，共 {n_events} 笔（{first_date} 至 {last_date}，{institutions_zh}），疑似冒用医保购药，医保基金支付 {amount} 元。
 -- reason_en: Person {subject_id} bought {n_events} times a drug whose gender or age limit excludes them ({first_date} to {last_date}, {institutions_en}), as if for someone else; the fund paid {amount} yuan.
+-- portable (runs on Spark, tracecode.spark): age from year(), month(), day() (date_sub('year') subtracts days on Spark).
 
 with purchases as (
     select *
@@ -28,8 +29,15 @@ judged as (
     select
         s.*,
         p.gender,
-        -- whole years of age on the day of the sale
-        date_sub('year', p.birth_date, s.sel_time::date) as age,
+        -- whole years of age on the day of the sale: a birthday not yet reached this
+        -- year does not count (year(), month() and day() mean the same on Spark)
+        year(s.sel_time) - year(p.birth_date)
+            - case
+                  when month(s.sel_time) * 100 + day(s.sel_time)
+                       < month(p.birth_date) * 100 + day(p.birth_date)
+                  then 1
+                  else 0
+              end as age,
         d.gender_limit,
         d.min_age,
         d.max_age

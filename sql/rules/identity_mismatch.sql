@@ -5,6 +5,7 @@
 -- why: A sale names the insured person twice, by psn_no and by the ID document (psn_cert_type, certno). Whenever the certno has the shape of an 18-character resident ID, whatever psn_cert_type says (01, 90 social-security card, which carries the citizen ID number, or another code set), and whenever the type is 01, the two must be one person of persons.csv: the psn_no's registered certno differs, or the certno is registered to another psn_no, or the certno is not a valid resident ID (check character, birth date, a region code that exists: python-stdnum's cn.ric list, table resident_id_regions): someone else's card or a made-up identity (冒名). Other documents (a passport, a 9-character card number) and sales without a certno are not compared. A psn_no missing from persons.csv is not a lead by itself (the register lags new enrolments and does not hold people insured elsewhere who settle here), but its sale is still checked: its certno must be valid and must not belong to another psn_no. One certno with two psn_no in the register (re-enrolled elsewhere) is consistent with either. Placeholders stay out: a certno or psn_no that the institution's system puts on many different buyers (placeholder_identities, [quality] placeholder_min_buyers) says nothing about any of them and is a data-quality finding instead. Certnos are compared in upper case ('x' = 'X'), without surrounding blanks.
 -- reason_zh: 参保人 {subject_id} 有 {n_events} 笔购药所报身份证号与参保登记不符或校验无效（{first_date} 至 {last_date}，{institutions_zh}），疑似冒名，医保基金支付 {amount} 元。
 -- reason_en: {n_events} purchases on person {subject_id} carried a resident ID that does not match the insurance register or is invalid ({first_date} to {last_date}, {institutions_en}), suggesting someone else's identity; the fund paid {amount} yuan.
+-- portable (runs on Spark, tracecode.spark): register lookups by joins, not lists; ID shape by an anchored regexp_matches (Spark has no list_contains of the same meaning, no regexp_full_match).
 
 with stated as (
     select
@@ -33,7 +34,7 @@ resident_id_purchases as (
     select *
     from purchases
     where psn_cert_type = '01'
-       or regexp_full_match(stated_certno, '[0-9]{17}[0-9X]')
+       or regexp_matches(stated_certno, '^[0-9]{17}[0-9X]$')
 ),
 
 register as (
@@ -45,22 +46,25 @@ register as (
 ),
 
 -- the register's entries for the buyers and the ID numbers at hand, not for everyone
-certnos_of_psn as (
-    select
-        psn_no,
-        list(distinct certno) as certnos
+-- (joins rather than lists: the same on Spark)
+registered_psns as (
+    select distinct psn_no
     from register
     where psn_no in (select psn_no from resident_id_purchases)
-    group by psn_no
 ),
 
-psns_of_certno as (
-    select
-        certno,
-        list(distinct psn_no) as psn_nos
+registered_certnos as (
+    select distinct certno
     from register
     where certno in (select stated_certno from resident_id_purchases)
-    group by certno
+),
+
+registered_pairs as (
+    select distinct
+        psn_no,
+        certno
+    from register
+    where psn_no in (select psn_no from resident_id_purchases)
 ),
 
 -- validated once per ID number, not once per sale
@@ -79,13 +83,18 @@ id_validity as (
 checked as (
     select
         s.*,
-        coalesce(not list_contains(c.certnos, s.stated_certno), false) as differs_from_register,
-        coalesce(not list_contains(p.psn_nos, s.psn_no), false) as registered_to_other,
+        -- the psn_no is registered, but not with this certno
+        rp.psn_no is not null and m.psn_no is null as differs_from_register,
+        -- the certno is registered, but not to this psn_no
+        rc.certno is not null and m.psn_no is null as registered_to_other,
         not v.is_valid as invalid_id
     from resident_id_purchases as s
     join id_validity as v using (stated_certno)
-    left join certnos_of_psn as c using (psn_no)
-    left join psns_of_certno as p on p.certno = s.stated_certno
+    left join registered_psns as rp on rp.psn_no = s.psn_no
+    left join registered_certnos as rc on rc.certno = s.stated_certno
+    left join registered_pairs as m
+        on m.psn_no = s.psn_no
+       and m.certno = s.stated_certno
 )
 
 select

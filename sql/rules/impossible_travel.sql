@@ -5,6 +5,7 @@
 -- why: One person cannot buy in person in two cities (first 4 digits of the institution's admdvs) within hours of each other. Two net purchases on one person at institutions in different cities less than the travel time apart mean one of them was made without the person (a borrowed card, or an e-insurance code scanned remotely: 盗刷/空刷). Purchases in two districts of one city, and journeys of at least the travel time (a traveller), are not leads. Each purchase that has a purchase in another city too close to it is evidence, with the shortest such gap. A sale whose time came as a date alone (records.event_date_only) has no time of day to compare and is not judged; nor is a placeholder psn_no that an institution's system puts on many different buyers (placeholder_identities: a data-quality finding, not a person).
 -- reason_zh: 参保人 {subject_id} 在不同城市的购药间隔不足 {threshold} 小时（{first_time} 至 {last_time}，{institutions_zh}，共 {n_events} 笔），本人不可能同时到场，医保基金支付 {amount} 元。
 -- reason_en: Person {subject_id} bought in different cities less than {threshold} hours apart ({first_time} to {last_time}, {institutions_en}, {n_events} purchases), which no one can do in person; the fund paid {amount} yuan.
+-- portable (runs on Spark, tracecode.spark): the gap by date_diff('microsecond') (epoch() of an interval fails on Spark).
 
 with purchases as (
     select
@@ -28,7 +29,7 @@ with purchases as (
 too_close as (
     select
         a.rec_id,
-        min(abs(epoch(b.sel_time - a.sel_time))) / 3600.0 as gap_hours
+        min(abs(date_diff('microsecond', a.sel_time, b.sel_time))) / 3600e6 as gap_hours
     from purchases as a
     join purchases as b
         on b.psn_no = a.psn_no

@@ -200,6 +200,15 @@ class Database:
     def unregister(self, name: str) -> None:
         self.con.unregister(name)
 
+    def copy_to_parquet(self, label: str, sql: str, path: Path) -> None:
+        """Write a query's result to a Parquet file, streamed (never whole in memory)."""
+        started = time.perf_counter()
+        try:
+            self.con.sql(sql).to_parquet(str(path))
+        except duckdb.Error as e:
+            raise self._failed(label, sql, None, e) from e
+        log.debug("%s: %.3fs", label, time.perf_counter() - started)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing: a crash or error inside leaves the database as it was."""
