@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean audit
+.PHONY: demo test test-spark bench lint clean audit
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests flows bench
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not spark"
+
+# the Spark parity tests (local mode, Java 17): minutes of JVM time, so apart; CI runs them
+test-spark: $(STAMP)
+	$(BIN)/pytest -q -m spark
 
 # one table per stage with its peers (bench/bench_all.py); then a day on 14 vs 28 days
 bench: $(STAMP)

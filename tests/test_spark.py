@@ -26,7 +26,8 @@ from tracecode.spark.runner import (  # noqa: E402
     spark_session,
 )
 
-pytestmark = pytest.mark.slow
+# minutes of JVM time: not in make test, in make test-spark (CI runs both)
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 SAMPLE = Path(__file__).parents[1] / "sample_data"
 LEAD_COLUMNS = ["lead_id", "rule_id", "category", "subject_type", "subject_id",
