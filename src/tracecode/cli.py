@@ -439,8 +439,7 @@ def _deciding(db: Path, what: str) -> Iterator[Any]:
     from tracecode.db import publish_snapshot
     from tracecode.runlock import RunLock
 
-    if not db.is_file():
-        raise TracecodeError(f"no database at {db}: give the --db your runs write to")
+    _require_db(db)  # before the lock, which would create a file beside a mistyped path
     with RunLock.acquire(db, what), _open_existing(db) as database:
         yield database
         publish_snapshot(database)
@@ -451,9 +450,13 @@ def _open_existing(db: Path) -> Any:
     new empty database."""
     from tracecode.db import Database
 
+    _require_db(db)
+    return Database.open(db)
+
+
+def _require_db(db: Path) -> None:
     if not db.is_file():
         raise TracecodeError(f"no database at {db}: give the --db your runs write to")
-    return Database.open(db)
 
 
 def _echo_outputs(out: Path) -> None:

@@ -188,7 +188,7 @@ def overview_blocks(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any
     headline = summary.get("headline")
     if headline:
         blocks.insert(0, ("总体情况", [
-            (label, f"{headline[k]:.1%}" if k.endswith("_rate") else headline[k])
+            (label, _shown(k, headline[k]))
             for k, label in workbook.HEADLINE_ZH.items() if headline.get(k) is not None
         ]))
         # the trend by day and the table by city, after the figures
