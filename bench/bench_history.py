@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memory import PeakRSS, duckdb_memory_limit
+from memory import PeakRSS, duckdb_memory_limit, link_tree
 
 from tracecode import pipeline
 from tracecode.db import Database
@@ -34,8 +34,7 @@ FLOOR = "select code_id, count(*) from record_codes group by all"
 
 def add_days(world: Path, landing: Path, names: list[str]) -> None:
     for name in names:
-        shutil.copytree(world / "messages" / name, landing / "messages" / name,
-                        dirs_exist_ok=True)
+        link_tree(world / "messages" / name, landing / "messages" / name)
 
 
 def screen(db: Path, landing: Path, *, incremental: bool, ingest: bool = True
