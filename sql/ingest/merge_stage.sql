@@ -34,15 +34,24 @@ from records as r
 semi join stage_keys as k using (fixmedins_code, infno, fixmedins_bchno, key_extra)
 where r.is_current;
 
+-- the latest staged version of each record: ranked on the key columns alone (rec_id is
+-- unique in the stage), since a window over the whole wide rows costs twice as much
 create or replace temp table stage_decided as
-with ranked as (
-    select
-        *,
-        row_number() over (
-            partition by fixmedins_code, infno, fixmedins_bchno, key_extra, rec_ident
-            order by inf_time desc, src_file desc, line_no desc, elem_no desc
-        ) = 1 as top_in_stage
+with top_in_stage as (
+    select rec_id
     from stage_records
+    qualify row_number() over (
+        partition by fixmedins_code, infno, fixmedins_bchno, key_extra, rec_ident
+        order by inf_time desc, src_file desc, line_no desc, elem_no desc
+    ) = 1
+),
+
+ranked as (
+    select
+        s.*,
+        t.rec_id is not null as top_in_stage
+    from stage_records as s
+    left join top_in_stage as t using (rec_id)
 )
 
 select

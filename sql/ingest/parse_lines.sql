@@ -191,8 +191,9 @@ fields as (
         m._tracecode is not null as meta_sent,
         b.drugtracinfo as tracinfo,
         list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes,
-        -- body keys tracecode does not read: kept with the record (records.extra_fields)
-        case when node is not null and json_type(line_text, '$.input.' || node) = 'OBJECT'
+        -- body keys tracecode does not read: kept with the record (records.extra_fields);
+        -- json_keys gives [] for a body that is no object
+        case when node is not null
              then list_filter(json_keys(line_text, '$.input.' || node), lambda k: not list_contains(
                  [
                     'med_list_codg', 'fixmedins_bchno', 'psn_no', 'psn_cert_type',
