@@ -13,6 +13,8 @@ database, it times the peers the issue compares with:
   as the runner runs it (bound to ``screened_sales``);
 - scikit-learn's raw ``score_samples`` against the model's scoring, same rows.
 
+After each run's table, the ``--top`` slowest SQL statements of it (what dominates).
+
     python bench/bench_all.py [--scale city] [--days 14] [--seed 3] [--memory-limit 6GB]
     python bench/bench_all.py --scale province-day --days 10   # ≥ 50M codes: hours, 24 GB
 
@@ -33,6 +35,7 @@ from typing import Any
 import duckdb
 import numpy as np
 from memory import PeakRSS, duckdb_memory_limit, link_tree
+from statements import StatementTimes
 
 from tracecode import anomaly, inputs, leads, pipeline, report, rules
 from tracecode.db import Database
@@ -165,10 +168,13 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--memory-limit", default="6GB")
+    ap.add_argument("--top", type=int, default=12,
+                    help="print the N slowest SQL statements of each run (0: none)")
     args = ap.parse_args()
     duckdb_memory_limit(args.memory_limit)
     meter = StageMeter()
     instrument(meter)
+    statements = StatementTimes().install()
     settings = Settings()
     root = Path(tempfile.mkdtemp(prefix="tracecode-bench-"))
     try:
@@ -191,6 +197,7 @@ def main() -> None:
             for name in names:
                 link_tree(world / "messages" / name, landing / "messages" / name)
             meter.reset()
+            statements.reset()
             summary = pipeline.run(landing, db, root / "out", settings, incremental=incremental)
             with Database.open(db, read_only=True) as con:
                 (kept,) = con.fetch_one("kept", "select count(*) from screened_sales")
@@ -201,6 +208,8 @@ def main() -> None:
                             "ingest": summary.lines_read, "inputs": touched,
                             "rules": touched, "leads": summary.leads,
                             "model": kept, "exports": summary.leads})
+            if args.top:
+                statements.print_top(args.top)
             results.append((label, summary))
             ingest_s += meter.seconds["ingest"]
 
