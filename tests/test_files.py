@@ -21,7 +21,7 @@ import pytest
 from landing import Landing
 from test_ingest import assert_balanced
 
-from tracecode import message_files, pipeline
+from tracecode import message_files, message_lines, pipeline
 from tracecode.db import Database
 from tracecode.ingest import IngestResult, ingest_messages
 
@@ -174,6 +174,51 @@ def test_a_corrupt_or_fake_gzip_keeps_what_came_before(landing: Landing, tmp_pat
     assert reasons["messages/fake.jsonl.gz"].endswith("after line 0")
     assert got["fake.jsonl.gz"] == (1, 0, 0, 1)
     assert got["two_members.jsonl.gz"] == (5, 5, 0, 0)
+
+
+def test_a_file_read_ahead_gives_what_streaming_it_gives(
+    landing: Landing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing.write()
+    gz = gzip.compress(b"\n".join(sale_lines(landing, 200)) + b"\n", mtime=0)
+    put(landing, "truncated.jsonl.gz", gz[: len(gz) * 2 // 3])
+    damaged = bytearray(gz)
+    damaged[len(damaged) // 2] ^= 0xFF
+    put(landing, "corrupt.jsonl.gz", bytes(damaged))
+    put(landing, "crlf_bom.jsonl", b"\xef\xbb\xbf" + b"\r\n".join(sale_lines(landing, 5, "R")))
+    put(landing, "empty.jsonl", b"")
+    put(landing, "io_error.jsonl", b"\n".join(sale_lines(landing, 3, "E")) + b"\n")
+    real_read = os.read
+
+    def failing_read(fd: int, n: int) -> bytes:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("io_error.jsonl"):
+            raise OSError(5, "Input/output error")
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", failing_read)
+    early_reads: list[str] = []
+    real = message_lines._read_early
+    monkeypatch.setattr(message_lines, "_read_early",
+                        lambda f: early_reads.append(f.rel) or real(f))
+
+    def registry(db_dir: Path) -> tuple[list[tuple], list[tuple]]:
+        db_dir.mkdir()
+        ingest(landing, db_dir)
+        with Database.open(db_dir / "db.duckdb", read_only=True) as db:
+            return (db.fetch_rows("files", """select path, sha256, size_bytes, lines_read,
+                                              records_stored, lines_quarantined
+                                              from ingested_files order by path"""),
+                    quarantine(db_dir))
+
+    ahead = registry(tmp_path / "ahead")
+    assert len(early_reads) == 5
+    monkeypatch.setattr(message_lines, "AHEAD_FILE_BYTES", -1)  # every file streamed
+    streamed = registry(tmp_path / "streamed")
+    assert len(early_reads) == 5
+    assert ahead == streamed
+    reasons = [reason for _, _, reason, _ in ahead[1]]
+    for broken in ("corrupt gzip", "truncated gzip", "read error (Input/output error)"):
+        assert any(r.startswith(broken) for r in reasons), broken
 
 
 # -- links and special files ------------------------------------------------------------

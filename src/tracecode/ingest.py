@@ -206,10 +206,11 @@ def _ingest_group(
             db.unregister("batch_lines")
 
         reads: list[message_lines.FileRead] = []
-        for i, planned in enumerate(files):
+        early = message_lines.read_ahead(files)
+        for i, (planned, ahead) in enumerate(zip(files, early, strict=True)):
             read = message_lines.FileRead()
             for first_line, block, n_lines in message_lines.read_lines(
-                planned, block_bytes, read
+                planned, block_bytes, read, ahead
             ):
                 packer.add(i, first_line, block, n_lines)
                 if packer.full():
