@@ -88,8 +88,8 @@ jumps as (
     select
         fixmedins_code,
         (max(packs_per_day) + 1) / (median(packs_per_day) + 1) as volume_jump,
-        (max(expensive_packs_per_day) + 1.0 / 7)
-            / (median(expensive_packs_per_day) + 1.0 / 7) as expensive_jump
+        (max(expensive_buyers_per_day) + 1.0 / 7)
+            / (median(expensive_buyers_per_day) + 1.0 / 7) as expensive_jump
     from institution_weeks
     group by fixmedins_code
 ),

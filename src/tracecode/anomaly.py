@@ -299,8 +299,9 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     ``robust_z`` = (score - median) / (1.4826 x MAD) over all subjects of the type (the
     bulk sets the scale, the tail does not); ``tail`` = (score - q99) / (q99 - median),
     how far beyond the population's own top percent. A lead has ``robust_z >=
-    lead_z_<type>``, for persons also ``tail >= lead_tail_persons`` (thousands of persons
-    make a top percent to measure against; a few hundred institutions do not), a score of
+    lead_z_<type>``, ``tail >= lead_tail_<type>`` when there are at least
+    ``tail_min_subjects`` subjects (thousands make a top percent to measure against; a
+    few hundred institutions do not: at 3,000 a z alone let 30 shops through), a score of
     at least ``min_anomaly_score``, and a rank within ``max_lead_share_<type>`` of the
     subjects (at least one).
     """
@@ -311,10 +312,13 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     subject = frame["subject_type"][0] if n else "person"
     if subject == "institution":
         share, lead_z, lead_tail = (settings.max_lead_share_institutions,
-                                    settings.lead_z_institutions, -math.inf)
+                                    settings.lead_z_institutions,
+                                    settings.lead_tail_institutions)
     else:
         share, lead_z, lead_tail = (settings.max_lead_share_persons, settings.lead_z_persons,
                                     settings.lead_tail_persons)
+    if n < settings.tail_min_subjects:
+        lead_tail = -math.inf
     cap = max(1, math.ceil(share * n))
     z = (scores - median) / mad
     tail = (scores - q99) / max(q99 - median, MIN_MAD)
