@@ -16,9 +16,11 @@ and the fit, so a daily run's scores, and lead list, equal a rebuild's with the 
 
 **How many leads** (:func:`calibrate`): a subject becomes a model lead when its score
 stands out from the bulk of its own population by a robust z of at least ``lead_z_*``
-((score - median) / (1.4826 x MAD)), scores at least ``min_anomaly_score``, and is within
-the top ``max_lead_share`` of its subjects. The count follows the evidence: a world with
-nothing unusual gives few or none, a province more than a district.
+((score - median) / (1.4826 x MAD)), in a population of ``tail_min_subjects`` or more
+also beyond its own top percent (``lead_tail_*``), scores at least
+``min_anomaly_score``, and is within the top ``max_lead_share`` of its subjects. The
+count follows the evidence: a world with nothing unusual gives few or none, a province
+more than a district.
 
 >>> result = run_model(db, Settings(), Path("out/models/R1"),
 ...                    kept_dir=Path("out/models/kept"))              # doctest: +SKIP
