@@ -9,9 +9,15 @@ Two ways to measure:
   (province-day: 50,000 institutions and about 2.3 million person-months in a day);
 - ``--kept``: the kept model's scoring of a day on which ``--changed`` (5%) of the rows'
   features changed, against scikit-learn's own ``score_samples`` of every row, with the
-  largest difference between the two scores.
+  largest difference between the two scores;
+- ``--day``: the model's share of an incremental day. A simulated world
+  (``--world-scale``, ``--days``, ``--seed``) is screened without its last day, then the
+  last day arrives and is screened twice from the same copy: with the kept fit, and
+  refitting and rescoring everyone (``refit_days`` 0, what every night did before the
+  kept model).
 
     python bench/bench_anomaly.py [--scale city|province-day|all] [--db PATH] [--kept]
+    python bench/bench_anomaly.py --day [--world-scale district|city] [--days 14] [--seed 7]
 
 Prints seconds and the process's peak memory (RSS) after each step.
 """
@@ -19,7 +25,9 @@ Prints seconds and the process's peak memory (RSS) after each step.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -27,12 +35,15 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from memory import duckdb_memory_limit
 
+from tracecode import pipeline
 from tracecode.anomaly import Fit, ranked_subjects, run_model, score_changed
 from tracecode.db import Database
 from tracecode.features import FeatureMatrix, SubjectType, compute_features, modelled
 from tracecode.forest import AnomalyModel
-from tracecode.settings import Settings
+from tracecode.settings import Settings, settings_from_dict
+from tracecode.simulate import simulate
 
 # Rows per scale, from simulated runs: the city's 3,000 institutions and one million
 # insured over 7 days (about 290,000 people buy something); a province's day.
@@ -138,6 +149,36 @@ def bench_db(db_path: Path, settings: Settings) -> None:
               f"peak {peak_mib():,.0f} MiB")
 
 
+def bench_day(scale: str, days: int, seed: int) -> None:
+    """The last day of a ``days``-day world, incremental, with the kept fit and refitted."""
+    print(f"\n== {scale}, {days} days, seed {seed}: day {days} incremental after "
+          f"{days - 1}")
+    print(f"{'model':<28}{'run s':>8}{'model s':>9}{'share':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        simulate(root / "world", scale=scale, days=days, seed=seed)
+        land = root / "run" / "land"
+        shutil.copytree(root / "world" / "reference", land / "reference")
+        names = sorted(p.name for p in (root / "world" / "messages").iterdir())
+        for name in names[:-1]:
+            shutil.copytree(root / "world" / "messages" / name, land / "messages" / name)
+        pipeline.run(land, root / "run" / "db.duckdb", root / "out0")
+        shutil.copytree(root / "world" / "messages" / names[-1],
+                        land / "messages" / names[-1])
+        base = root / "base"
+        shutil.copytree(root / "run", base)
+        for label, model in (("kept fit, changed rows", {}),
+                             ("refit, every row", {"refit_days": 0})):
+            shutil.rmtree(root / "run")
+            shutil.copytree(base, root / "run")
+            out = root / "out"
+            pipeline.run(land, root / "run" / "db.duckdb", out,
+                         settings=settings_from_dict({"model": model} if model else {}))
+            summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+            total, part = summary["seconds"], summary["screen"]["seconds"]["model"]
+            print(f"{label:<28}{total:>8.2f}{part:>9.2f}{100 * part / total:>6.0f}%")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=[*SIZES, "all"], default="all")
@@ -146,8 +187,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="the kept model's day against scikit-learn's full scoring")
     parser.add_argument("--changed", type=float, default=0.05,
                         help="share of rows whose features changed (--kept)")
+    parser.add_argument("--day", action="store_true",
+                        help="the model's share of an incremental day, kept vs refitted")
+    parser.add_argument("--world-scale", default="district", help="simulated scale (--day)")
+    parser.add_argument("--days", type=int, default=14, help="days of the world (--day)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the world (--day)")
+    parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory_limit")
     args = parser.parse_args(argv)
+    duckdb_memory_limit(args.memory_limit)
     settings = Settings()
+    if args.day:
+        bench_day(args.world_scale, args.days, args.seed)
+        return
     if args.kept:
         for scale in SIZES if args.scale == "all" else [args.scale]:
             bench_kept(scale, settings, args.changed)

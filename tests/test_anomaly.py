@@ -408,6 +408,30 @@ def test_calibration_counts_only_subjects_far_above_the_bulk() -> None:
                         capped["standing_zh"][0])
 
 
+def test_a_city_of_institutions_is_judged_by_its_top_percent_too_and_a_district_by_z() -> None:
+    rng = np.random.default_rng(1)
+
+    def frame(scores: np.ndarray) -> pl.DataFrame:
+        scores = np.sort(scores)[::-1]
+        return pl.DataFrame({"subject_type": "institution", "anomaly_score": scores,
+                             "rank": np.arange(1, len(scores) + 1)})
+
+    # 3,000 shops: a tight bulk, a percent of odd but ordinary ones (chains' busiest
+    # shops, specialty pharmacies) well above it, and fifteen planted far beyond
+    planted = rng.uniform(62, 74, 15)
+    city = frame(np.concatenate([rng.normal(39, 2.3, 2955), rng.uniform(50, 60, 30),
+                                 planted]))
+    marked = anomaly.calibrate(city, ModelSettings())
+    leads = marked.filter("is_lead")["anomaly_score"].to_numpy()
+    # a robust z of 4 alone (the rule for a few hundred institutions) lets 45 through
+    assert (marked["robust_z"] >= 4).sum() >= 45
+    assert set(planted.round(4)) <= set(leads.round(4))
+    assert len(leads) <= 1.5 * len(planted)
+    # 180 shops: three planted, no top percent to speak of, the z alone decides
+    district = frame(np.concatenate([rng.normal(39, 2.3, 177), [70.0, 66.0, 63.0]]))
+    assert anomaly.calibrate(district, ModelSettings())["is_lead"].sum() == 3
+
+
 def test_a_kept_fit_is_refitted_when_old_drifted_or_changed() -> None:
     s = ModelSettings()
     fit_settings = json.dumps({k: v for k, v in asdict(s).items() if k in anomaly.FIT_SETTINGS})

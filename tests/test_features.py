@@ -87,12 +87,17 @@ def test_institution_features_match_the_values_worked_out_by_hand(
     assert p1["unstocked_share"] == pytest.approx(1 / 5)
     # weeks of the window: 11-03 (7 days) and 11-10 (4 days); packs a day 4/7 and 1/4
     assert p1["volume_jump"] == pytest.approx((4 / 7 + 1) / ((4 / 7 + 1 / 4) / 2 + 1))
-    assert p1["expensive_jump"] == pytest.approx((2 / 7 + 1 / 7) / (1 / 7 + 1 / 7))
+    # expensive drugs' buyers a day: p3 bought two boxes of C in the first week (1/7), none
+    # in the second; one heavy buyer is one buyer, not a jump of two boxes
+    assert p1["expensive_jump"] == pytest.approx((1 / 7 + 1 / 7) / (1 / 14 + 1 / 7))
     # its top drug by money is C: 2 packs in the first half (11-03..11-07), none after
     assert p1["top_drug_rise"] == pytest.approx((0 / 6 + 1) / (2 / 5 + 1))
     # the forest sees the modelled features only: not what kind of shop this is
     names = small_world["institution"].names
     assert "top_drug_rise" in names and "expensive_share" not in names
+    # nor what the rules already lead (codes sold twice, codes never in stock), nor a
+    # specialty pharmacy's steady trade in one drug (its share of the money)
+    assert not {"repeat_code_rate", "unstocked_share", "top_drug_share"} & set(names)
     clinic = _row(m, "H44010600004")
     assert clinic["split_share"] == 1
     assert clinic["packs_per_buyer_day"] == pytest.approx(0.25)

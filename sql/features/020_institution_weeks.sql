@@ -41,6 +41,8 @@ sold as (
         count(distinct rec_id) as n_lines,
         sum(packs) as packs,
         sum(packs) filter (where is_expensive) as expensive_packs,
+        -- distinct buyers of expensive drugs: many cards, not one heavy buyer's boxes
+        count(distinct psn_no) filter (where is_expensive) as expensive_buyers,
         sum(fund_amount) as fund_amount
     from feature_sales
     group by all
@@ -54,6 +56,7 @@ final as (
         coalesce(s.n_lines, 0) as n_lines,
         coalesce(s.packs, 0) / w.days as packs_per_day,
         coalesce(s.expensive_packs, 0) / w.days as expensive_packs_per_day,
+        coalesce(s.expensive_buyers, 0) / w.days as expensive_buyers_per_day,
         coalesce(s.fund_amount, 0) / w.days as fund_per_day            -- yuan
     from active as a
     cross join weeks as w

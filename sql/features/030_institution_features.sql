@@ -81,15 +81,16 @@ top_drug as (
     group by fixmedins_code
 ),
 
--- the busiest week against the institution's usual (median) week; +1 pack a day (all
--- drugs) or +1 pack a week (expensive drugs) keeps small shops' noise from looking like
--- a jump
+-- the busiest week against the institution's usual (median) week: packs of all drugs,
+-- and distinct buyers of expensive drugs (a collector's or a long prescription's many
+-- boxes are one buyer; a shop swiping many cards is many); +1 pack a day or +1 buyer a
+-- week keeps small shops' noise from looking like a jump
 jumps as (
     select
         fixmedins_code,
         (max(packs_per_day) + 1) / (median(packs_per_day) + 1) as volume_jump,
-        (max(expensive_packs_per_day) + 1.0 / 7)
-            / (median(expensive_packs_per_day) + 1.0 / 7) as expensive_jump
+        (max(expensive_buyers_per_day) + 1.0 / 7)
+            / (median(expensive_buyers_per_day) + 1.0 / 7) as expensive_jump
     from institution_weeks
     group by fixmedins_code
 ),
@@ -157,7 +158,7 @@ final as (
         t.unstocked_codes / t.n_codes as unstocked_share,
         -- busiest week's packs per day against the usual week's (x times)
         j.volume_jump,
-        -- busiest week's expensive packs per day against the usual week's (x times)
+        -- busiest week's buyers of expensive drugs per day against the usual week's
         j.expensive_jump,
         -- the top drug's packs a day, later half of the window against the earlier (x times)
         coalesce(h.top_drug_rise, 1) as top_drug_rise

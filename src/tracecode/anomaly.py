@@ -16,9 +16,11 @@ and the fit, so a daily run's scores, and lead list, equal a rebuild's with the 
 
 **How many leads** (:func:`calibrate`): a subject becomes a model lead when its score
 stands out from the bulk of its own population by a robust z of at least ``lead_z_*``
-((score - median) / (1.4826 x MAD)), scores at least ``min_anomaly_score``, and is within
-the top ``max_lead_share`` of its subjects. The count follows the evidence: a world with
-nothing unusual gives few or none, a province more than a district.
+((score - median) / (1.4826 x MAD)), in a population of ``tail_min_subjects`` or more
+also beyond its own top percent (``lead_tail_*``), scores at least
+``min_anomaly_score``, and is within the top ``max_lead_share`` of its subjects. The
+count follows the evidence: a world with nothing unusual gives few or none, a province
+more than a district.
 
 >>> result = run_model(db, Settings(), Path("out/models/R1"),
 ...                    kept_dir=Path("out/models/kept"))              # doctest: +SKIP
@@ -299,8 +301,9 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     ``robust_z`` = (score - median) / (1.4826 x MAD) over all subjects of the type (the
     bulk sets the scale, the tail does not); ``tail`` = (score - q99) / (q99 - median),
     how far beyond the population's own top percent. A lead has ``robust_z >=
-    lead_z_<type>``, for persons also ``tail >= lead_tail_persons`` (thousands of persons
-    make a top percent to measure against; a few hundred institutions do not), a score of
+    lead_z_<type>``, ``tail >= lead_tail_<type>`` when there are at least
+    ``tail_min_subjects`` subjects (thousands make a top percent to measure against; a
+    few hundred institutions do not: at 3,000 a z alone let 30 shops through), a score of
     at least ``min_anomaly_score``, and a rank within ``max_lead_share_<type>`` of the
     subjects (at least one).
     """
@@ -311,10 +314,13 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     subject = frame["subject_type"][0] if n else "person"
     if subject == "institution":
         share, lead_z, lead_tail = (settings.max_lead_share_institutions,
-                                    settings.lead_z_institutions, -math.inf)
+                                    settings.lead_z_institutions,
+                                    settings.lead_tail_institutions)
     else:
         share, lead_z, lead_tail = (settings.max_lead_share_persons, settings.lead_z_persons,
                                     settings.lead_tail_persons)
+    if n < settings.tail_min_subjects:
+        lead_tail = -math.inf
     cap = max(1, math.ceil(share * n))
     z = (scores - median) / mad
     tail = (scores - q99) / max(q99 - median, MIN_MAD)

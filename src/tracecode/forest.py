@@ -40,7 +40,7 @@ from tracecode.settings import ModelSettings
 log = logging.getLogger(__name__)
 
 # Bump when what is saved, or how a saved model scores, changes.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 # A share is pulled toward its peers' median as if the subject had this many more
 # records at the median: two sales, both at night, do not make a night shop.
 PRIOR_RECORDS = 20.0
