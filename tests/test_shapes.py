@@ -171,13 +171,28 @@ def test_a_top_level_string_of_one_code_is_one_code(landing: Landing, tmp_path: 
     assert rec["codes"] == [code("A:1")]
 
 
-def test_a_bare_code_string_as_drugtracinfo_is_stored_as_that_code(
+def test_a_bare_code_string_as_drugtracinfo_is_quarantined_and_the_line_it_copies_stands(
     landing: Landing, tmp_path: Path
 ) -> None:
-    msg = spec_sale(landing, drugtracinfo=code("A:1"))
-    landing.add(msg)
+    # a broken copy of a stock-in, a second later: read as one code, it would replace the
+    # line with all its codes (the codes would then have no stock-in)
+    good = spec_sale(landing, codes=("A:1", "A:2"))
+    broken = json.loads(json.dumps(good))
+    good["inf_time"], broken["inf_time"] = "2025-11-01 10:05:00", "2025-11-01 10:05:01"
+    broken["input"]["selinfo"]["drugtracinfo"] = code("A:1")
+    landing.add(good)
+    landing.add(broken)
+    db = ingest_only(landing, tmp_path)
+    (rec,) = stored(db)
+    assert rec["codes"] == [code("A:1"), code("A:2")]
+    assert quarantined(db) == [
+        "drugtracinfo is not a list (a text, not a list of drug_trac_codg objects)"]
+
+
+def test_an_empty_string_as_drugtracinfo_is_no_codes(landing: Landing, tmp_path: Path) -> None:
+    landing.add(spec_sale(landing, drugtracinfo=""))
     (rec,) = stored(ingest_only(landing, tmp_path))
-    assert (rec["codes"], rec["habits"]) == ([code("A:1")], ["tracinfo_string"])
+    assert (rec["codes"] or [], rec["habits"]) == ([], ["tracinfo_string"])
 
 
 @pytest.mark.parametrize(("infno", "node", "detail"), [
@@ -239,7 +254,6 @@ POSITIONS = {
     "single object": lambda m, c: m["input"]["selinfo"].update(drugtracinfo={"drug_trac_codg": c}),
     "JSON string": lambda m, c: m["input"]["selinfo"].update(
         drugtracinfo=json.dumps([{"drug_trac_codg": c}])),
-    "bare string": lambda m, c: m["input"]["selinfo"].update(drugtracinfo=c),
     "alias": lambda m, c: m["input"]["selinfo"].update(drugtracinfo=[{"drug_trac_code": c}]),
     "upper-case element": lambda m, c: m["input"]["selinfo"].update(
         drugtracinfo=[{"DRUG_TRAC_CODG": c}]),

@@ -186,9 +186,14 @@ def _read_codes(body: dict[str, Any], habits: set[str], elem_no: int) -> dict[st
     had_info = "drugtracinfo" in body
     if had_info:
         info = _unstring(body.pop("drugtracinfo"), habits, "tracinfo_string")
-        if isinstance(info, str):
+        if isinstance(info, str) and info.strip():
+            # a list held as a JSON string is read (above); a bare text is no shape a
+            # system sends (docs/messages.md): read as a code, a broken copy of a line
+            # would replace the line and lose its other codes
+            raise Refused(f"{where}drugtracinfo is not a list (a text, not a list of "
+                          "drug_trac_codg objects)")
+        if isinstance(info, str):  # "" for none, as C# systems send empty values
             habits.add("tracinfo_string")
-            codes += _split_codes(info)
         elif isinstance(info, dict):
             habits.add("tracinfo_object")
             info = [info]
