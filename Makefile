@@ -25,10 +25,12 @@ test: $(STAMP)
 test-spark: $(STAMP)
 	$(BIN)/pytest -q -m spark
 
-# one table per stage with its peers (bench/bench_all.py); then a day on 14 vs 28 days
+# one table per stage with its peers (bench/bench_all.py); a day on 14 vs 28 days; where
+# ingest's time goes against read_json (bench/bench_parse.py)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_all.py
 	$(BIN)/python bench/bench_history.py
+	$(BIN)/python bench/bench_parse.py
 
 # known vulnerabilities with a fix in the locked dependencies fail it (.ci/audit.py)
 audit: $(STAMP)
