@@ -12,6 +12,7 @@ import pytest
 
 from tracecode import pipeline
 from tracecode.db import Database
+from tracecode.errors import TracecodeError
 from tracecode.rules import load_rules
 from tracecode.settings import Settings, load_settings
 from tracecode.simulate import simulate
@@ -116,3 +117,8 @@ def test_a_simulated_city_slice_screens_the_same_on_spark(
     assert duck_leads.height > 20
     assert_same(leads, duck_leads, LEAD_COLUMNS)
     assert_same(evidence, duck_evidence, EVIDENCE_COLUMNS)
+
+
+def test_spark_given_no_tables_says_which_it_cannot_read(spark: Any, tmp_path: Path) -> None:
+    with pytest.raises(TracecodeError, match="cannot read the table catalog"):
+        screen_on_spark(spark, Settings(), tmp_path / "nothing", tmp_path / "work")

@@ -10,8 +10,8 @@ it (:func:`tracecode.spark.portable.to_spark`) and runs it on Spark over the nor
 tables ingest writes (``records``, ``record_codes``, ``code_issuance``, reference tables),
 in dependency order, writing each input to ``WORK/<name>.parquet``.
 
->>> plan(["sales", "code_activations"])                 # doctest: +SKIP
-Plan(computed=('live_records', 'sale_events', 'sales', 'code_activations'),
+>>> plan(["sales", "code_activations"])  # doctest: +SKIP
+Plan(computed=('code_activations', 'live_records', 'sale_events', 'sales'),
      tables=('code_issuance', 'record_codes', 'records'))
 """
 
@@ -157,7 +157,12 @@ def compute_inputs(
                              "<name>.parquet to the inputs folder")
     paths = {name: tables[name] for name in wanted.tables}
     for name, path in paths.items():
-        spark.read.parquet(path).createOrReplaceTempView(name)
+        try:
+            spark.read.parquet(path).createOrReplaceTempView(name)
+        except Exception as e:  # pyspark's AnalysisException: no such path, not Parquet
+            raise TracecodeError(f"cannot read the table {name} at {path}: {e}\nGive "
+                                 "--db to export it, or see the README's input layout "
+                                 "(tracecode.spark.layout)") from e
     runs = []
     for name in wanted.computed:
         started = time.perf_counter()
