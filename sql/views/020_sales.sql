@@ -167,6 +167,8 @@ events as (
     from unnamed_returns
 ),
 
+-- (rec_id last: two versions of one record kept side by side still walk in one order,
+-- the same each time the walk is read; Spark reads a CTE afresh where it is used)
 walked as (
     select
         *,
@@ -175,7 +177,7 @@ walked as (
     from events
     window w as (
         partition by fixmedins_code, code_id
-        order by sel_time, is_return, fixmedins_bchno, code_seq
+        order by sel_time, is_return, fixmedins_bchno, code_seq, rec_id
         rows unbounded preceding
     )
 ),
