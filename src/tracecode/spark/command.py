@@ -75,8 +75,11 @@ def screen_on_spark(
         spark, needed_relations(rules),
         {name: f"{source}/{name}.parquet" for name in needed_tables(rules)}, str(work))
     computed = time.perf_counter()
+    # the inputs Spark computed are the big per-subject ones; the tables as given are
+    # reference (broadcast) or read by rec_id (records), not by the group's subject
     hits, rule_runs = run_rules_on_spark(spark, rules, settings, paths,
-                                         partitions=partitions)
+                                         partitions=partitions,
+                                         partitioned={r.name for r in input_runs})
     return SparkScreen(hits=hits, inputs=input_runs, rules=rule_runs,
                        inputs_seconds=computed - started,
                        rules_seconds=time.perf_counter() - computed)

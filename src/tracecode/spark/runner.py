@@ -109,10 +109,11 @@ def partition_inputs(spark: SparkSession, names: Iterable[str], subject_type: st
 
 def run_rules_on_spark(
     spark: SparkSession, rules: list[Rule], settings: Settings, paths: Mapping[str, str],
-    *, partitions: int | None = None,
+    *, partitions: int | None = None, partitioned: Iterable[str] | None = None,
 ) -> tuple[pa.Table, list[SparkRuleRun]]:
     """Every rule on its inputs (name -> Parquet path, as :func:`compute_inputs` gives
-    them): their evidence (rule_hits' columns) and what each took."""
+    them): their evidence (rule_hits' columns) and what each took. ``partitioned``: the
+    inputs to repartition by each group's subject (default all that carry its key)."""
     names = needed_relations(rules)
     missing = sorted(set(names) - set(paths))
     if missing:
@@ -126,7 +127,8 @@ def run_rules_on_spark(
             continue
         spark.catalog.clearCache()
         register_inputs(spark, {name: paths[name] for name in names})
-        partition_inputs(spark, names, subject_type, partitions)
+        partition_inputs(spark, [n for n in names if partitioned is None or n in partitioned],
+                         subject_type, partitions)
         for rule in group:
             started = time.perf_counter()
             table = _run_one(spark, rule, params)
