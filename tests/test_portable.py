@@ -9,9 +9,13 @@ from tracecode.rules import load_rules
 
 pytest.importorskip("sqlglot")
 
+from tracecode.spark.inputs import plan, view_query
+from tracecode.spark.layout import needed_relations
 from tracecode.spark.portable import findings, macros, to_spark
 
 RULES = load_rules()
+# the views the rules read and those they read in turn, computed on Spark from their text
+INPUTS = plan(needed_relations(RULES)).computed
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
@@ -29,6 +33,25 @@ def test_a_rule_transpiles_with_its_macros_inlined_and_its_parameters_named(rule
     assert "to_seconds(" not in spark_sql
 
 
+@pytest.mark.parametrize("name", INPUTS)
+def test_a_rule_input_uses_only_constructs_that_mean_the_same_on_spark(name: str) -> None:
+    assert [str(f) for f in findings(view_query(name))] == []
+
+
+def test_the_rule_inputs_are_computed_from_the_tables_ingest_writes() -> None:
+    assert {"sales", "sale_records", "sale_returns", "stock_moves", "code_activations",
+            "live_records", "sale_events"} <= set(INPUTS)
+    tables = set(plan(needed_relations(RULES)).tables)
+    assert {"records", "record_codes", "code_issuance"} <= tables
+    assert not tables & {"screened_sales", "screened_stock_moves", "screened_sale_records"}
+
+
+def test_a_view_reads_its_table_macros_body_with_the_relations_bound() -> None:
+    spark_sql = to_spark(view_query("sales")).lower()
+    assert "query_table(" not in spark_sql and "sales_over(" not in spark_sql
+    assert "from sale_events" in spark_sql and "from live_records" in spark_sql
+
+
 @pytest.mark.parametrize(("sql", "construct"), [
     ("select epoch(max(t) - min(t)) from sales", "epoch"),
     ("select date_diff('hour', a, b) from sales", "date_diff('hour')"),
@@ -43,6 +66,8 @@ def test_a_rule_transpiles_with_its_macros_inlined_and_its_parameters_named(rule
     ("select t::time from sales", "cast as time"),
     ("select * from a asof join b on a.k = b.k and a.t >= b.t", "asof join"),
     ("select date_sub('year', a, b) from persons", "date_sub"),
+    ("select s.* exclude (a) from sales as s", "* exclude/replace"),
+    ("select * replace (1 as a) from sales", "* exclude/replace"),
     ("select is_valid_resident_id(certno) from sales", None),  # the macro is portable
 ])
 def test_the_lint_names_each_construct_that_changes_meaning(sql: str, construct) -> None:

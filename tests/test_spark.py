@@ -1,5 +1,6 @@
 """The same rule SQL on Spark (local mode) raises the same leads on the same evidence as on
-DuckDB, row for row: on sample_data and on a simulated city slice."""
+DuckDB, row for row: on sample_data and on a simulated city slice. Spark is given only the
+normalised tables and computes the rule inputs (net sales...) itself."""
 
 from __future__ import annotations
 
@@ -11,20 +12,16 @@ import pytest
 
 from tracecode import pipeline
 from tracecode.db import Database
+from tracecode.errors import TracecodeError
 from tracecode.rules import load_rules
 from tracecode.settings import Settings, load_settings
 from tracecode.simulate import simulate
 
 pyspark = pytest.importorskip("pyspark")
 
-from tracecode.spark.command import run_spark  # noqa: E402
+from tracecode.spark.command import run_spark, screen_on_spark  # noqa: E402
 from tracecode.spark.layout import export_inputs  # noqa: E402
-from tracecode.spark.runner import (  # noqa: E402
-    QUICK_START_CONF,
-    fold_leads,
-    run_rules_on_spark,
-    spark_session,
-)
+from tracecode.spark.runner import QUICK_START_CONF, fold_leads, spark_session  # noqa: E402
 
 # minutes of JVM time: not in make test, in make test-spark (CI runs both)
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -101,11 +98,16 @@ def test_a_simulated_city_slice_screens_the_same_on_spark(
     pipeline.run(landing, db_path, tmp_path / "out", settings)
     rules = load_rules(settings=settings)
     with Database.open(db_path, read_only=True) as db:
-        export_inputs(db, rules, tmp_path / "inputs")
-    hits, runs = run_rules_on_spark(spark, rules, settings, str(tmp_path / "inputs"),
-                                    partitions=2)
-    assert {r.rule_id for r in runs} == {r.id for r in rules}
-    with fold_leads(hits, rules, settings) as folded:
+        exported = export_inputs(db, rules, tmp_path / "inputs")
+    # only what ingest writes: Spark computes net sales, stock moves, activations itself
+    assert {"records", "record_codes", "code_issuance"} <= set(exported)
+    assert not {"sales", "sale_records", "stock_moves", "code_activations"} & set(exported)
+    screen = screen_on_spark(spark, settings, tmp_path / "inputs", tmp_path / "work",
+                             partitions=2)
+    assert {r.rule_id for r in screen.rules} == {r.id for r in rules}
+    assert {"sales", "sale_records", "sale_returns", "stock_moves",
+            "code_activations"} <= {r.name for r in screen.inputs}
+    with fold_leads(screen.hits, rules, settings) as folded:
         leads = folded.fetch_polars("spark leads", f"select {', '.join(LEAD_COLUMNS)} "
                                     "from leads")
         evidence = folded.fetch_polars("spark evidence",
@@ -115,3 +117,8 @@ def test_a_simulated_city_slice_screens_the_same_on_spark(
     assert duck_leads.height > 20
     assert_same(leads, duck_leads, LEAD_COLUMNS)
     assert_same(evidence, duck_evidence, EVIDENCE_COLUMNS)
+
+
+def test_spark_given_no_tables_says_which_it_cannot_read(spark: Any, tmp_path: Path) -> None:
+    with pytest.raises(TracecodeError, match="cannot read the table catalog"):
+        screen_on_spark(spark, Settings(), tmp_path / "nothing", tmp_path / "work")

@@ -44,10 +44,10 @@ create or replace macro is_valid_resident_id(certno) as
     );
 
 -- The 9-digit serial of a 20-digit code (characters 8-16), to look up in code_issuance;
--- null for anything else.
+-- null for anything else. Portable (Spark): an anchored regexp_matches.
 create or replace macro trace_serial(code) as
     case
-        when regexp_full_match(code, '8[0-9]{19}') then substr(code, 8, 9)::bigint
+        when regexp_matches(code, '^8[0-9]{19}$') then substr(code, 8, 9)::bigint
     end;
 
 -- Whether the fund paid for a sale line: an insured settlement (mdtrt_setl_type 1), or,

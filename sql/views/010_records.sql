@@ -24,20 +24,18 @@ with deletes as (
 ),
 
 kept as (
-    select
-        r.*,
-        deletion_kind(r.infno) as data_type
-    from query_table(recs) as r
-    where r.is_current
-      and r.infno <> '3507'
+    select *
+    from query_table(recs)
+    where is_current
+      and infno <> '3507'
 )
 
-select kept.* exclude (data_type)
+select kept.*
 from kept
 anti join deletes as d
     on d.fixmedins_code = kept.fixmedins_code
    and d.fixmedins_bchno = kept.fixmedins_bchno
-   and d.inv_data_type = kept.data_type
+   and d.inv_data_type = deletion_kind(kept.infno)
    and d.deleted_at >= kept.inf_time;
 
 create or replace view live_records as

@@ -3,7 +3,9 @@
 -- Each view here is a table macro over named relations (`live`: shaped like
 -- live_records, `codes`: like record_codes, `events`: like sale_events), and the view of
 -- the same name applies it to the whole history. The screen applies the macros to the
--- touched codes' records (sql/screen/refresh.sql).
+-- touched codes' records (sql/screen/refresh.sql); Spark applies the same text to its
+-- tables (tracecode.spark.inputs), so the bodies keep to the portable subset: no
+-- `* exclude`/`* replace`, no asof join (tests/test_portable.py).
 
 -- One row per code of a live sale (3505) or sale return (3506).
 create or replace macro sale_events_over(live, codes) as table
@@ -108,18 +110,17 @@ named as (
 
 after_named as (
     select
-        s.* replace (
-            -- a split sale partly returned keeps the rest of its units and money
-            case when s.trdn_flag = '1' then s.units - coalesce(n.units_back, 0)
-                 else s.units end as units,
-            case when s.trdn_flag = '1' and s.units > 0
-                 then s.amount * (s.units - coalesce(n.units_back, 0)) / s.units
-                 else s.amount end as amount,
-            case when s.trdn_flag = '1' and s.units > 0
-                 then s.fund_amount * (s.units - coalesce(n.units_back, 0)) / s.units
-                 else s.fund_amount end as fund_amount
-        ),
-        n.units_back
+        s.*,
+        n.units_back,
+        -- a split sale partly returned keeps the rest of its units and money
+        case when s.trdn_flag = '1' then s.units - coalesce(n.units_back, 0)
+             else s.units end as units_kept,
+        case when s.trdn_flag = '1' and s.units > 0
+             then s.amount * (s.units - coalesce(n.units_back, 0)) / s.units
+             else s.amount end as amount_kept,
+        case when s.trdn_flag = '1' and s.units > 0
+             then s.fund_amount * (s.units - coalesce(n.units_back, 0)) / s.units
+             else s.fund_amount end as fund_amount_kept
     from sold as s
     left join named as n using (rec_id, code_seq)
     anti join codeless_returns_over(live) as w
@@ -128,10 +129,10 @@ after_named as (
 ),
 
 standing as (
-    select * exclude (units_back)
+    select *
     from after_named
     where units_back is null
-       or (trdn_flag = '1' and units > 1e-9)
+       or (trdn_flag = '1' and units_kept > 1e-9)
 ),
 
 unnamed_returns as (
@@ -166,6 +167,8 @@ events as (
     from unnamed_returns
 ),
 
+-- (rec_id last: two versions of one record kept side by side still walk in one order,
+-- the same each time the walk is read; Spark reads a CTE afresh where it is used)
 walked as (
     select
         *,
@@ -174,7 +177,7 @@ walked as (
     from events
     window w as (
         partition by fixmedins_code, code_id
-        order by sel_time, is_return, fixmedins_bchno, code_seq
+        order by sel_time, is_return, fixmedins_bchno, code_seq, rec_id
         rows unbounded preceding
     )
 ),
@@ -204,7 +207,7 @@ pops as (
             lag(level, 1, 0) over (partition by fixmedins_code, code_id order by step)
                 as level_before
         from levelled
-    )
+    ) as l
     where is_return
       and level_before > 0
 ),
@@ -216,20 +219,82 @@ pushes as (
 ),
 
 -- each effective return takes back the latest sale before it that brought the stack to
--- its level
+-- its level: walking each level's pushes and pops in step order, the last push seen
+-- (an as-of lookup, spelled as a running max so that Spark reads it alike)
+marks as (
+    select
+        fixmedins_code,
+        code_id,
+        level,
+        step,
+        false as is_pop
+    from pushes
+    union all
+    select
+        fixmedins_code,
+        code_id,
+        level,
+        step,
+        true as is_pop
+    from pops
+),
+
+latest_push as (
+    select
+        fixmedins_code,
+        code_id,
+        is_pop,
+        max(case when not is_pop then step end) over (
+            partition by fixmedins_code, code_id, level
+            order by step
+            rows unbounded preceding
+        ) as push_step
+    from marks
+),
+
 taken_back as (
     select
         s.rec_id,
         s.code_seq
-    from pops as p
-    asof join pushes as s
+    from latest_push as p
+    join pushes as s
         on s.fixmedins_code = p.fixmedins_code
        and s.code_id = p.code_id
-       and s.level = p.level
-       and s.step <= p.step
+       and s.step = p.push_step
+    where p.is_pop
 )
 
-select s.* exclude (infno, medins_prod_sel_no)
+-- the columns of sale_events less infno and medins_prod_sel_no, with what stands
+select
+    s.rec_id,
+    s.src_file,
+    s.line_no,
+    s.fixmedins_code,
+    s.fixmedins_bchno,
+    s.sel_time,
+    s.med_list_codg,
+    s.psn_no,
+    s.psn_cert_type,
+    s.certno,
+    s.psn_name,
+    s.manu_lotnum,
+    s.manu_date,
+    s.expy_end,
+    s.trdn_flag,
+    s.qty,
+    s.price,
+    s.rtal_docno,
+    s.setl_id,
+    s.mdtrt_setl_type,
+    s.n_codes,
+    s.code_seq,
+    s.drug_trac_codg,
+    s.code_id,
+    s.code_format,
+    s.product_key,
+    s.units_kept as units,
+    s.amount_kept as amount,
+    s.fund_amount_kept as fund_amount
 from standing as s
 anti join taken_back as t
     on t.rec_id = s.rec_id

@@ -81,8 +81,10 @@ from records;
 -- The activation each 20-digit code falls in (code_issuance: a serial range of its product
 -- prefix, with lot, manufacture date and expiry); codes in no range have no row. Ranges of
 -- one prefix are taken as disjoint (a serial is activated once), so the range holding a
--- serial is the one starting nearest below it, if it reaches that far: an as-of join,
--- which stays fast with thousands of lots per product where a range join would not.
+-- serial is the one starting nearest below it, if it reaches that far: an as-of lookup,
+-- which stays fast with thousands of lots per product where a range join would not. It
+-- is spelled as a running max over each prefix's serials, starts before codes, so that
+-- Spark reads it alike (no asof join there).
 create or replace macro code_activations_over(codes) as table
 with issued as (
     select distinct
@@ -91,6 +93,37 @@ with issued as (
         trace_serial(code_id) as serial
     from query_table(codes)
     where code_format = 'nmpa20'
+),
+
+marks as (
+    select
+        product_key as trace_prefix,
+        serial,
+        code_id,
+        true as is_code
+    from issued
+    union all
+    select
+        trace_prefix,
+        serial_from as serial,
+        null::varchar as code_id,
+        false as is_code
+    from code_issuance
+    where trace_prefix in (select product_key from issued)
+),
+
+nearest_start as (
+    select
+        trace_prefix,
+        serial,
+        code_id,
+        is_code,
+        max(case when not is_code then serial end) over (
+            partition by trace_prefix
+            order by serial, is_code
+            rows unbounded preceding
+        ) as serial_from
+    from marks
 )
 
 select
@@ -98,11 +131,12 @@ select
     i.manu_lotnum,
     i.manu_date,
     i.expy_end
-from issued as c
-asof join code_issuance as i
-    on i.trace_prefix = c.product_key
-   and c.serial >= i.serial_from
-where c.serial <= i.serial_to;
+from nearest_start as c
+join code_issuance as i
+    on i.trace_prefix = c.trace_prefix
+   and i.serial_from = c.serial_from
+where c.is_code
+  and c.serial <= i.serial_to;
 
 create or replace view code_activations as
 from code_activations_over('record_codes');

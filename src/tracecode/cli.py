@@ -312,23 +312,30 @@ def export(
 
 @app.command("spark")
 def spark_command(
-    db: Annotated[Path, typer.Option("--db", help="DuckDB file a run finished (or its "
-                                                  "read-only snapshot).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for leads.csv, leads.parquet "
                                                     "and evidence.parquet.")],
+    db: Annotated[Path | None, typer.Option(
+        "--db", help="DuckDB file a run finished (or its read-only snapshot): its "
+                     "normalised tables are exported to --inputs. None: --inputs holds "
+                     "them already.")] = None,
     master: Annotated[str, typer.Option(
         help="spark.master: local[N] on this machine, or a cluster's "
              "(spark://HOST:7077, yarn, k8s://...).")] = "local[2]",
     inputs: Annotated[Path | None, typer.Option(
-        help="Folder for the exported Parquet inputs, kept (default: a temp folder). On a "
-             "cluster, a path every executor reads.")] = None,
+        help="Folder of the normalised tables as Parquet (<name>.parquet): written from "
+             "--db and kept, or read when no --db (default: a temp folder). On a cluster, "
+             "a path every executor reads.")] = None,
+    work: Annotated[Path | None, typer.Option(
+        help="Folder for the rule inputs Spark computes (net sales...), kept (default: a "
+             "temp folder). On a cluster, a path every executor reads.")] = None,
     partitions: Annotated[int, typer.Option(
         help="spark.sql.shuffle.partitions, and the partitions of each rule input.")] = 8,
     settings: SettingsOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run the rules on Apache Spark over a finished database's rule inputs and write the
-    rule leads and their evidence (the same SQL files; model and ring leads are DuckDB's)."""
+    """Run the rules on Apache Spark: the rule inputs (net sales, stock moves...) computed
+    there from the normalised records, then every rule; write the rule leads and their
+    evidence (the same SQL files; model and ring leads are DuckDB's)."""
     _setup_logging(False)
 
     def go() -> None:
@@ -336,9 +343,10 @@ def spark_command(
         from tracecode.spark.command import run_spark
 
         result = run_spark(db, out, load_settings(settings), master=master, inputs=inputs,
-                           shuffle_partitions=partitions)
+                           work=work, shuffle_partitions=partitions)
         typer.echo(f"{result.leads} leads from {result.evidence} evidence rows on Spark "
-                   f"(export {result.export_seconds:.1f}s, rules {result.rules_seconds:.1f}s, "
+                   f"(export {result.export_seconds:.1f}s, inputs "
+                   f"{result.inputs_seconds:.1f}s, rules {result.rules_seconds:.1f}s, "
                    f"leads {result.fold_seconds:.1f}s) -> {out}")
 
     _guard(debug, go)

@@ -14,7 +14,10 @@ them in ``sql/rules`` or in the macros the rules call. The portable subset, in s
 * no ``date - date``, ``dayofweek``/``isodow``, ``::time``, ``epoch``, ``list``/
   ``list_contains``, ``count(distinct) over``, ``quantile_cont``, ``try_strptime``,
   ``regexp_full_match`` (use ``regexp_matches`` anchored with ``^...$``), ``asof join``,
-  lambdas, ``date_sub``/``date_part`` units other than day.
+  lambdas, ``date_sub``/``date_part`` units other than day, ``* exclude``/``* replace``.
+
+The rule inputs (``sql/views``: net sales, stock moves, activations) keep to the same
+subset: :mod:`tracecode.spark.inputs` runs their text on Spark.
 """
 
 from __future__ import annotations
@@ -75,14 +78,16 @@ def macros() -> dict[str, tuple[tuple[str, ...], str]]:
             for name, args, body in _MACRO.findall(text)}
 
 
-def parse(sql: str) -> exp.Expression:
-    """A rule's query as sqlglot reads it in DuckDB's dialect."""
+def parse(sql: str | exp.Expression) -> exp.Expression:
+    """A rule's query as sqlglot reads it in DuckDB's dialect (a tree: a copy of it)."""
+    if isinstance(sql, exp.Expression):
+        return sql.copy()
     tree = sqlglot.parse_one(sql, read="duckdb")
     assert tree is not None
     return tree
 
 
-def relations(sql: str) -> set[str]:
+def relations(sql: str | exp.Expression) -> set[str]:
     """The tables and views a query reads, less its own CTEs."""
     tree = parse(sql)
     ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
@@ -108,7 +113,7 @@ def inline_macros(tree: exp.Expression) -> exp.Expression:
     return tree.transform(expand)
 
 
-def findings(sql: str) -> list[Finding]:
+def findings(sql: str | exp.Expression) -> list[Finding]:
     """The constructs of ``sql`` (DuckDB's dialect, macros inlined) outside the portable
     subset; empty when it means the same on Spark."""
     tree = inline_macros(parse(sql))
@@ -134,12 +139,15 @@ def findings(sql: str) -> list[Finding]:
         if isinstance(node, exp.Join) and "ASOF" in (
                 f"{node.args.get('method') or ''} {node.args.get('kind') or ''}".upper()):
             found.append(Finding("asof join", "Spark has none"))
+        if isinstance(node, exp.Star) and (
+                node.args.get("except_") or node.args.get("replace")):
+            found.append(Finding("* exclude/replace", "Spark has neither; name the columns"))
         if isinstance(node, exp.Lambda):
             found.append(Finding("lambda", "no lambdas in the portable subset"))
     return found
 
 
-def to_spark(sql: str) -> str:
+def to_spark(sql: str | exp.Expression) -> str:
     """A rule's query (DuckDB's dialect) as Spark SQL; ``$name`` becomes ``:name``."""
     tree = inline_macros(parse(sql)).transform(_spell_for_spark)
     return tree.sql(dialect="spark")

@@ -1,8 +1,9 @@
 """The rules on Spark: register the inputs, run each rule's transpiled SQL, fold the
 evidence into leads the way DuckDB does.
 
-The inputs (:mod:`tracecode.spark.layout`) are registered as temp views under the names
-the rules read. Before a group of rules runs, each input that carries the group's subject
+The inputs (the normalised tables, :mod:`tracecode.spark.layout`, and what
+:mod:`tracecode.spark.inputs` computed from them) are registered as temp views under the
+names the rules read. Before a group of rules runs, each input that carries the group's subject
 is repartitioned by it (a hash of ``code_id`` for code rules, of ``psn_no`` for person
 rules, of ``fixmedins_code`` for institution rules), so that a subject's rows sit in one
 partition and the joins and aggregations on it need no further shuffle of the big
@@ -89,11 +90,10 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int = 8,
     return builder.getOrCreate()
 
 
-def register_inputs(spark: SparkSession, folder: str, names: Iterable[str]) -> None:
-    """Every ``folder/<name>.parquet`` as the temp view ``<name>``."""
-    for name in names:
-        spark.read.parquet(f"{folder.rstrip('/')}/{name}.parquet").createOrReplaceTempView(
-            name)
+def register_inputs(spark: SparkSession, paths: Mapping[str, str]) -> None:
+    """Every Parquet input (name -> path) as the temp view ``<name>``."""
+    for name, path in paths.items():
+        spark.read.parquet(path).createOrReplaceTempView(name)
 
 
 def partition_inputs(spark: SparkSession, names: Iterable[str], subject_type: str,
@@ -108,12 +108,16 @@ def partition_inputs(spark: SparkSession, names: Iterable[str], subject_type: st
 
 
 def run_rules_on_spark(
-    spark: SparkSession, rules: list[Rule], settings: Settings, folder: str,
-    *, partitions: int | None = None,
+    spark: SparkSession, rules: list[Rule], settings: Settings, paths: Mapping[str, str],
+    *, partitions: int | None = None, partitioned: Iterable[str] | None = None,
 ) -> tuple[pa.Table, list[SparkRuleRun]]:
-    """Every rule on the inputs in ``folder``: their evidence (rule_hits' columns) and
-    what each took."""
+    """Every rule on its inputs (name -> Parquet path, as :func:`compute_inputs` gives
+    them): their evidence (rule_hits' columns) and what each took. ``partitioned``: the
+    inputs to repartition by each group's subject (default all that carry its key)."""
     names = needed_relations(rules)
+    missing = sorted(set(names) - set(paths))
+    if missing:
+        raise ValueError(f"no Parquet path for the rule inputs {', '.join(missing)}")
     partitions = partitions or int(spark.conf.get("spark.sql.shuffle.partitions") or 8)
     params = settings.rule_params()
     tables, runs = [], []
@@ -122,8 +126,9 @@ def run_rules_on_spark(
         if not group:
             continue
         spark.catalog.clearCache()
-        register_inputs(spark, folder, names)
-        partition_inputs(spark, names, subject_type, partitions)
+        register_inputs(spark, {name: paths[name] for name in names})
+        partition_inputs(spark, [n for n in names if partitioned is None or n in partitioned],
+                         subject_type, partitions)
         for rule in group:
             started = time.perf_counter()
             table = _run_one(spark, rule, params)
