@@ -133,3 +133,19 @@ def test_a_persons_csv_with_a_bom_loads_in_any_encoding(
     with Database.open(tmp_path / "db.duckdb", read_only=True) as db:
         names = dict(db.fetch_rows("q", "select psn_no, psn_name from persons"))
     assert names == {p.psn_no: p.name for p in PERSONS.values()}
+
+
+def test_two_ranges_from_one_serial_give_a_code_one_activation() -> None:
+    # the register should not overlap itself; when it does, a code still has one lot
+    with Database.open(None) as db:
+        db.execute("issuance", """insert into code_issuance values
+            ('8123456', 1000, 1999, 'LOT-A', date '2025-01-01', date '2027-01-01'),
+            ('8123456', 1000, 1099, 'LOT-B', date '2025-02-01', date '2027-02-01'),
+            ('8123456', 5000, 5999, 'LOT-C', date '2025-03-01', date '2027-03-01')""")
+        db.execute("codes", """insert into record_codes values
+            (1, 1, '81234560000010500000', '81234560000010500000', 'nmpa20', '8123456'),
+            (2, 1, '81234560000015000000', '81234560000015000000', 'nmpa20', '8123456'),
+            (3, 1, '81234560000030000000', '81234560000030000000', 'nmpa20', '8123456')""")
+        got = db.fetch_rows("activations", """select code_id, manu_lotnum
+                                              from code_activations order by all""")
+    assert got == [("81234560000010500000", "LOT-A"), ("81234560000015000000", "LOT-A")]

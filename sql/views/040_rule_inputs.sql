@@ -124,19 +124,35 @@ nearest_start as (
             rows unbounded preceding
         ) as serial_from
     from marks
+),
+
+-- two ranges of a prefix that start at one serial (a register that breaks its own
+-- disjointness) give one activation: the widest range that holds the code, then by lot
+activations as (
+    select
+        c.code_id,
+        i.manu_lotnum,
+        i.manu_date,
+        i.expy_end,
+        row_number() over (
+            partition by c.code_id
+            order by i.serial_to desc, i.manu_lotnum, i.manu_date, i.expy_end
+        ) as pick
+    from nearest_start as c
+    join code_issuance as i
+        on i.trace_prefix = c.trace_prefix
+       and i.serial_from = c.serial_from
+    where c.is_code
+      and c.serial <= i.serial_to
 )
 
 select
-    c.code_id,
-    i.manu_lotnum,
-    i.manu_date,
-    i.expy_end
-from nearest_start as c
-join code_issuance as i
-    on i.trace_prefix = c.trace_prefix
-   and i.serial_from = c.serial_from
-where c.is_code
-  and c.serial <= i.serial_to;
+    code_id,
+    manu_lotnum,
+    manu_date,
+    expy_end
+from activations
+where pick = 1;
 
 create or replace view code_activations as
 from code_activations_over('record_codes');
