@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +62,8 @@ class StageMeter:
             yield
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
         self.peak_gb[name] = max(self.peak_gb.get(name, 0.0), peak.gb)
+        # as it happens: a province run takes an hour, and one that fails still tells
+        print(f"  {name}: {time.perf_counter() - t:.1f} s, peak RSS {peak.gb:.2f} GB")
 
     def wrap(self, module: Any, attr: str, name: str) -> None:
         original: Callable[..., Any] = getattr(module, attr)
@@ -171,6 +174,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=12,
                     help="print the N slowest SQL statements of each run (0: none)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     duckdb_memory_limit(args.memory_limit)
     meter = StageMeter()
     instrument(meter)
