@@ -37,6 +37,15 @@ resident_id_purchases as (
        or regexp_matches(stated_certno, '^[0-9]{17}[0-9X]$')
 ),
 
+-- each (psn_no, certno) pair once: what the register says of it does not depend on the
+-- sale
+pairs as (
+    select distinct
+        psn_no,
+        stated_certno
+    from resident_id_purchases
+),
+
 register as (
     select
         psn_no,
@@ -45,56 +54,71 @@ register as (
     where nullif(trim(certno), '') is not null
 ),
 
--- the register's entries for the buyers and the ID numbers at hand, not for everyone
--- (joins rather than lists: the same on Spark)
-registered_psns as (
-    select distinct psn_no
-    from register
-    where psn_no in (select psn_no from resident_id_purchases)
+-- what the register says of each pair, one lookup per branch (joins rather than lists:
+-- the same on Spark). Three lookups in one join pipeline cannot spill their hash tables
+-- together: on a province's five days they ran out of a 6 GB memory limit.
+facts as (
+    select psn_no, stated_certno, 1 as psn_registered, 0 as certno_registered,
+           0 as pair_registered
+    from pairs
+    where psn_no in (select psn_no from register)
+    union all
+    select psn_no, stated_certno, 0, 1, 0
+    from pairs
+    where stated_certno in (select certno from register)
+    union all
+    select p.psn_no, p.stated_certno, 0, 0, 1
+    from pairs as p
+    join (
+        select distinct psn_no, certno
+        from register
+        where psn_no in (select psn_no from pairs)
+    ) as r
+        on r.psn_no = p.psn_no
+       and r.certno = p.stated_certno
 ),
 
-registered_certnos as (
-    select distinct certno
-    from register
-    where certno in (select stated_certno from resident_id_purchases)
-),
-
-registered_pairs as (
-    select distinct
-        psn_no,
-        certno
-    from register
-    where psn_no in (select psn_no from resident_id_purchases)
-),
-
--- validated once per ID number, not once per sale
-id_validity as (
+register_says as (
     select
+        psn_no,
         stated_certno,
-        is_valid_resident_id(stated_certno)
-            and left(stated_certno, 6) in (select region from resident_id_regions)
-            as is_valid
-    from (
-        select distinct stated_certno
-        from resident_id_purchases
-    )
+        max(psn_registered) = 1 as psn_registered,
+        max(certno_registered) = 1 as certno_registered,
+        max(pair_registered) = 1 as pair_registered
+    from facts
+    group by psn_no, stated_certno
+),
+
+flagged_pairs as (
+    select
+        p.psn_no,
+        p.stated_certno,
+        -- the psn_no is registered, but not with this certno
+        coalesce(f.psn_registered and not f.pair_registered, false) as differs_from_register,
+        -- the certno is registered, but not to this psn_no
+        coalesce(f.certno_registered and not f.pair_registered, false) as registered_to_other,
+        not (is_valid_resident_id(p.stated_certno)
+             and left(p.stated_certno, 6) in (select region from resident_id_regions))
+            as invalid_id
+    from pairs as p
+    left join register_says as f
+        on f.psn_no = p.psn_no
+       and f.stated_certno = p.stated_certno
 ),
 
 checked as (
     select
         s.*,
-        -- the psn_no is registered, but not with this certno
-        rp.psn_no is not null and m.psn_no is null as differs_from_register,
-        -- the certno is registered, but not to this psn_no
-        rc.certno is not null and m.psn_no is null as registered_to_other,
-        not v.is_valid as invalid_id
+        f.differs_from_register,
+        f.registered_to_other,
+        f.invalid_id
     from resident_id_purchases as s
-    join id_validity as v using (stated_certno)
-    left join registered_psns as rp on rp.psn_no = s.psn_no
-    left join registered_certnos as rc on rc.certno = s.stated_certno
-    left join registered_pairs as m
-        on m.psn_no = s.psn_no
-       and m.certno = s.stated_certno
+    join flagged_pairs as f
+        on f.psn_no = s.psn_no
+       and f.stated_certno = s.stated_certno
+    where f.differs_from_register
+       or f.registered_to_other
+       or f.invalid_id
 )
 
 select
