@@ -8,7 +8,7 @@ import re
 from collections import Counter
 
 _TIMED = re.compile(r"(.*): ([0-9.]+)s$")
-_NUMBER = re.compile(r"(?<![#\d])\d[\d,]*")
+_NUMBER = re.compile(r"(?<![#\w/])\d[\d,]*(?!\w)")
 
 
 class StatementTimes(logging.Handler):
