@@ -171,6 +171,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--memory-limit", default="6GB")
+    ap.add_argument("--one-day", action="store_true",
+                    help="the increment is the one day after the history, without the late "
+                         "uploads of the days after it (a --world of more days than --days)")
     ap.add_argument("--top", type=int, default=12,
                     help="print the N slowest SQL statements of each run (0: none)")
     args = ap.parse_args()
@@ -196,7 +199,8 @@ def main() -> None:
         ingest_s = 0.0
         for label, names, incremental in (
             (f"history: {last} days, full screen", days[:last], False),
-            ("one more day, incremental", days[last:], True),
+            ("one more day, incremental", days[last:last + 1] if args.one_day else days[last:],
+             True),
         ):
             for name in names:
                 link_tree(world / "messages" / name, landing / "messages" / name)
