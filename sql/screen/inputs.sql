@@ -8,7 +8,8 @@ select *
 from touched_sale_events
 where infno = '3506';
 
-create or replace temp view code_activations_touched as
+-- a table: three rules look the touched codes up in the register
+create or replace temp table code_activations_touched as
 from code_activations_over('scoped_record_codes');
 
 -- person rules: all the kept rows of the touched persons

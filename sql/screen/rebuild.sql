@@ -11,6 +11,10 @@ from stock_moves;
 create or replace table screened_sale_records as
 from sale_records_over('screened_sales', 'live_records');
 
+-- for this screen only: three rules look every code up in the register
+create or replace temp table all_code_activations as
+from code_activations;
+
 delete from screen_state;
 
 insert into screen_state

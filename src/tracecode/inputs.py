@@ -46,6 +46,9 @@ KEPT = {
 
 # what rules screening every subject read, by input name
 ALL_INPUTS: Mapping[str, str] = KEPT
+# and in a rebuilt scope: the activation of every code, computed once for the rules that
+# look codes up in the register (the view would compute it once per rule)
+REBUILT_INPUTS: Mapping[str, str] = {**KEPT, "code_activations": "all_code_activations"}
 # and rules screening only touched subjects (temp tables and views of sql/screen)
 SCOPED_INPUTS: Mapping[str, Mapping[str, str]] = {
     "code": {
@@ -71,11 +74,12 @@ SCOPED_INPUTS: Mapping[str, Mapping[str, str]] = {
 _TEMP_TABLES = (
     "touched_records", "scope_code", "scope_person", "scope_institution", "scope_rec_ids",
     "touched_live_records", "touched_sale_events", "touched_sales", "touched_stock_moves",
-    "touched_kept_sales", "touched_sale_rec_ids",
+    "touched_kept_sales", "touched_sale_rec_ids", "code_activations_touched",
+    "all_code_activations",
 )
 _TEMP_VIEWS = (
     "scoped_records", "scoped_record_codes", "touched_record_sales", "code_sale_returns",
-    "code_activations_touched", "person_sales", "person_sale_records", "institution_sales",
+    "person_sales", "person_sale_records", "institution_sales",
     "institution_sale_records", "institution_stock_moves",
 )
 
@@ -95,12 +99,14 @@ class Scope:
     clock_before: datetime | None    # the data clock at the previous screening
     clock_after: datetime | None     # and now
     subjects: Mapping[str, str] = field(default_factory=dict)
+    # what rules screening every subject read (Spark binds its own computed inputs)
+    every: Mapping[str, str] = field(default_factory=lambda: ALL_INPUTS)
 
     def inputs(self, subject_type: str | None) -> Mapping[str, str]:
         """Input name -> relation, for rules screening touched subjects of
         ``subject_type``, or (``None``) every subject."""
         if subject_type is None:
-            return ALL_INPUTS
+            return self.every
         if self.rebuilt:
             raise ValueError("a rebuilt scope screens every subject")
         return SCOPED_INPUTS[subject_type]
@@ -154,7 +160,8 @@ def _refresh(db: Database, *, rebuild: bool, waits: Mapping[str, float]) -> Scop
         db.run_file("screen/rebuild.sql", {"digest": schema_digest()})
         log.info("inputs: rebuilt from the whole history in %.1fs",
                  time.perf_counter() - started)
-        return Scope(rebuilt=True, touched_codes=0, clock_before=None, clock_after=_clock(db))
+        return Scope(rebuilt=True, touched_codes=0, clock_before=None, clock_after=_clock(db),
+                     every=REBUILT_INPUTS)
 
     (before,) = db.fetch_one("clock before", "select max(clock_as_of) from screen_state")
     db.run_file("screen/scope.sql")
