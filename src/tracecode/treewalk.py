@@ -28,6 +28,15 @@ from numba import njit, prange
 from sklearn.ensemble._iforest import _average_path_length
 
 
+def _float32_below(threshold: np.ndarray) -> np.ndarray:
+    """The largest float32 at or below each float64 threshold: for a float32 x,
+    ``x <= t`` exactly when ``x <= _float32_below(t)`` (+inf stays +inf)."""
+    t32 = threshold.astype(np.float32)
+    above = t32.astype(np.float64) > threshold
+    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32
+
+
 @dataclass(frozen=True)
 class FlatForest:
     """The trees of one fitted :class:`~sklearn.ensemble.IsolationForest` as complete
@@ -37,8 +46,8 @@ class FlatForest:
     """
 
     depth: int
-    feature: np.ndarray     # (trees, 2^depth - 1) int64: a column of the whole matrix
-    threshold: np.ndarray   # (trees, 2^depth - 1) float64; +inf where padded
+    feature: np.ndarray     # (trees, 2^depth - 1) uint8: a column of the whole matrix
+    threshold: np.ndarray   # (trees, 2^depth - 1) float32 (see _float32_below); +inf padded
     leaf_value: np.ndarray  # (trees, 2^depth) float64
     denominator: float      # trees x c(max_samples)
 
@@ -70,7 +79,9 @@ class FlatForest:
                         pos = 2 * pos + 1
                     leaf_value[k, pos - inner] = value[node]
         c = float(_average_path_length([estimator._max_samples])[0])
-        return cls(depth, feature, threshold, leaf_value, len(trees) * c)
+        return cls(depth, feature.astype(np.uint8 if estimator.n_features_in_ <= 256
+                                         else np.int64),
+                   _float32_below(threshold), leaf_value, len(trees) * c)
 
     def path_lengths(self, X: np.ndarray) -> np.ndarray:
         """Each row's summed path length over the trees (scikit-learn's ``depths``)."""
@@ -87,7 +98,9 @@ class FlatForest:
 
 # rows walked side by side: their steps do not wait on each other, so the processor
 # overlaps them (one row's walk is a chain of dependent loads)
-LANES = 32
+LANES = 16
+# rows that walk one tree before the next: its nodes stay in the nearest cache
+BLOCK = 512
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -96,24 +109,27 @@ def _walk(X, depth, feature, threshold, leaf_value):  # type: ignore[no-untyped-
     n_trees = feature.shape[0]
     inner = 2 ** depth - 1
     out = np.zeros(n)
-    for g in prange((n + LANES - 1) // LANES):
-        rows = np.empty(LANES, dtype=np.int64)
-        for k in range(LANES):
-            rows[k] = min(g * LANES + k, n - 1)
-        total = np.zeros(LANES)
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        total = np.zeros(BLOCK)
         pos = np.zeros(LANES, dtype=np.int64)
+        rows = np.empty(LANES, dtype=np.int64)
         for t in range(n_trees):
             f = feature[t]
             th = threshold[t]
-            pos[:] = 0
-            for _ in range(depth):
-                for k in range(LANES):
-                    p = pos[k]
-                    # float32 against float64, as scikit-learn's trees compare
-                    pos[k] = 2 * p + 1 + (np.float64(X[rows[k], f[p]]) > th[p])
             v = leaf_value[t]
-            for k in range(LANES):
-                total[k] += v[pos[k] - inner]
-        for k in range(LANES):
-            out[rows[k]] = total[k]
+            for g in range(lo, hi, LANES):
+                for k in range(LANES):
+                    # past the end, a lane walks the last row again, and is not kept
+                    rows[k] = min(g + k, hi - 1)
+                    pos[k] = 0
+                for _ in range(depth):
+                    for k in range(LANES):
+                        p = pos[k]
+                        pos[k] = 2 * p + 1 + (X[rows[k], f[p]] > th[p])
+                for k in range(min(LANES, hi - g)):
+                    # each row adds its trees in the forest's order, as scikit-learn does
+                    total[g - lo + k] += v[pos[k] - inner]
+        out[lo:hi] = total[: hi - lo]
     return out
