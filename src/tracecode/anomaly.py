@@ -305,7 +305,8 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     ``tail_min_subjects`` subjects (thousands make a top percent to measure against; a
     few hundred institutions do not: at 3,000 a z alone let 30 shops through), a score of
     at least ``min_anomaly_score``, and a rank within ``max_lead_share_<type>`` of the
-    subjects (at least one).
+    subjects (at least one). ``standing_zh`` / ``standing_en`` say it in words for the
+    leads and the explained rows, and are null for the rest.
     """
     scores = frame["anomaly_score"].to_numpy()
     n = len(scores)
@@ -327,11 +328,18 @@ def calibrate(frame: pl.DataFrame, settings: ModelSettings) -> pl.DataFrame:
     rank = frame["rank"].to_numpy()
     is_lead = ((z >= lead_z) & (tail >= lead_tail) & (scores >= settings.min_anomaly_score)
                & (rank <= cap))
+    # in words for the rows a reader sees (leads, and the explained top ranks): a
+    # province's millions of person rows would take a minute of string formatting
+    shown = is_lead.copy()
+    if "explanation_zh" in frame.columns:
+        shown |= frame["explanation_zh"].is_not_null().to_numpy()
     zh_noun, en_noun = PEER_NOUN[subject]
-    standing_zh = [f"排在 {n:,} {zh_noun}的前 {_top_percent(r, n)}%（稳健 z {zz:.1f}）"
-                   for r, zz in zip(rank, z, strict=True)]
-    standing_en = [f"ranks in the top {_top_percent(r, n)}% of {n:,} {en_noun} "
-                   f"(robust z {zz:.1f})" for r, zz in zip(rank, z, strict=True)]
+    standing_zh: list[str | None] = [None] * n
+    standing_en: list[str | None] = [None] * n
+    for i in np.flatnonzero(shown):
+        top, zz = _top_percent(int(rank[i]), n), z[i]
+        standing_zh[i] = f"排在 {n:,} {zh_noun}的前 {top}%（稳健 z {zz:.1f}）"
+        standing_en[i] = f"ranks in the top {top}% of {n:,} {en_noun} (robust z {zz:.1f})"
     return frame.with_columns(
         pl.lit(n, dtype=pl.Int64).alias("n_peers"),
         pl.Series("robust_z", np.round(z, 3)),
