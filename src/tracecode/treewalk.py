@@ -20,6 +20,7 @@ which sends them down the side each split learnt for missing values.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,8 @@ class FlatForest:
     def path_lengths(self, X: np.ndarray) -> np.ndarray:
         """Each row's summed path length over the trees (scikit-learn's ``depths``)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
-        return _walk(X, self.depth, self.feature, self.threshold, self.leaf_value)
+        with _ONE_WALK:
+            return _walk(X, self.depth, self.feature, self.threshold, self.leaf_value)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """``anomaly_score`` of each row: 100 x 2^(-E[h(x)] / c(max_samples))."""
@@ -95,6 +97,10 @@ class FlatForest:
             return np.full(len(depths), 100.0)
         return 100.0 * 2 ** (-np.divide(depths, self.denominator))
 
+
+# numba's default thread pool (workqueue) aborts the process when two threads launch
+# parallel work at once: one walk at a time, each on every core
+_ONE_WALK = threading.Lock()
 
 # rows walked side by side: their steps do not wait on each other, so the processor
 # overlaps them (one row's walk is a chain of dependent loads)
