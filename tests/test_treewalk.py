@@ -58,3 +58,20 @@ def test_the_model_walks_large_matrices_compiled(monkeypatch: pytest.MonkeyPatch
     with_nan = FeatureMatrix("person", names, values, rows)
     np.testing.assert_array_equal(model.score(with_nan),
                                   -100.0 * model.estimator_.score_samples(model.excess(with_nan)))
+
+
+def test_equal_rows_walk_once_and_a_shared_hash_is_not_trusted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    X = _rows(2000, seed=3)
+    X[::3] = 0.0                           # a third of the rows alike, as most persons are
+    X[1::3, 1:] = 0.0
+    est = IsolationForest(n_estimators=30, max_samples=128, random_state=0).fit(X)
+    flat = FlatForest.of(est)
+    expected = -100.0 * est.score_samples(X)
+    np.testing.assert_array_equal(flat.scores(X), expected)
+    # every row under one hash: only the equal ones may share a walk
+    import polars as pl
+
+    monkeypatch.setattr(pl.DataFrame, "hash_rows",
+                        lambda self, seed=0: pl.Series(np.zeros(self.height, np.uint64)))
+    np.testing.assert_array_equal(flat.scores(X), expected)
