@@ -165,6 +165,14 @@ def print_table(title: str, meter: StageMeter, rows: dict[str, int]) -> None:
           f"{max(meter.peak_gb.values()):.2f} |")
 
 
+def print_targets(rows: list[tuple[str, str, bool]]) -> None:
+    """Issue 13's targets against this run's figures (a day on a longer history against a
+    shorter one: bench_history.py)."""
+    print("\ntargets (issue 13)\n| target | measured | met |\n|---|--:|---|")
+    for target, measured, met in rows:
+        print(f"| {target} | {measured} | {'yes' if met else 'no'} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", type=Path, help="a landing directory `tracecode simulate` wrote")
@@ -197,6 +205,7 @@ def main() -> None:
         last = min(args.days, len(days)) - 1
         db = root / "bench.duckdb"
         results: list[tuple[str, pipeline.RunSummary]] = []
+        runs: list[tuple[float, float, int]] = []  # wall s, peak RSS GB, codes in the history
         ingest_s = 0.0
         for label, names, incremental in (
             (f"history: {last} days, full screen", days[:last], False),
@@ -220,6 +229,7 @@ def main() -> None:
             if args.top:
                 statements.print_top(args.top)
             results.append((label, summary))
+            runs.append((sum(meter.seconds.values()), max(meter.peak_gb.values()), codes))
             ingest_s += meter.seconds["ingest"]
 
         full_rules_s = sum(r["seconds"] for r in results[0][1].rules)
@@ -241,6 +251,20 @@ def main() -> None:
               f"{pandas_s + load_s:.3f} | {(pandas_s + load_s) / duck_s:.1f}x faster |")
         print(f"| person scoring ({n:,} rows) | {ours_s:.3f} | raw score_samples | "
               f"{raw_s:.3f} | {raw_s / ours_s:.2f}x faster (max diff {diff:.1e}) |")
+        day_s, day_gb, history = runs[1]
+        print_targets([
+            (f"the day added to {history:,} codes (the target's: a province day on >= 50M) "
+             "<= 60 s wall", f"{day_s:.1f} s", day_s <= 60),
+            ("... and <= 8 GB peak RSS", f"{day_gb:.2f} GB", day_gb <= 8),
+            ("ingest <= 2x bare read_json", f"{ingest_s / read_json_s:.1f}x",
+             ingest_s <= 2 * read_json_s),
+            ("full screen's rules <= 3x the floor query", f"{full_rules_s / floor_s:.1f}x",
+             full_rules_s <= 3 * floor_s),
+            ("dup_same_institution >= 8x pandas (rows in memory)",
+             f"{pandas_s / duck_s:.1f}x", pandas_s >= 8 * duck_s),
+            ("scoring >= 4x score_samples, scores within 1e-9",
+             f"{raw_s / ours_s:.1f}x, {diff:.1e}", raw_s >= 4 * ours_s and diff <= 1e-9),
+        ])
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
