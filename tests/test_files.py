@@ -375,3 +375,19 @@ def test_many_small_files_pack_into_few_parses_with_exact_line_numbers(
     expected = [(f"2025-11-01/P{k:05d}.jsonl", i + 1, f"S{3 * k + i}")
                 for k in range(40) for i in range(3)]
     assert rows == expected
+
+
+@pytest.mark.parametrize("bad_share", [0.0005, 0.02, 1.0])
+def test_a_block_with_invalid_utf8_keeps_every_good_line(bad_share: float) -> None:
+    import pyarrow as pa
+
+    rnd = random.Random(7)
+    lines = [('{"psn_name": "张三"}'.encode("gbk") + b"\r\n") if rnd.random() < bad_share
+             else f'{{"psn_name": "张三", "n": {i}}}\n'.encode() for i in range(5000)]
+    lines[0] = b"\xff\n"  # the first line too
+    txt, bad = message_lines._split_invalid_utf8(pa.array(lines, pa.large_binary()))
+    for line, t, b in zip(lines, txt.to_pylist(), bad.to_pylist(), strict=True):
+        try:
+            assert (t, b) == (line.decode("utf-8"), None)
+        except UnicodeDecodeError:
+            assert t is None and b == line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")

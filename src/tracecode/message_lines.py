@@ -281,16 +281,40 @@ class LinePacker:
         })
 
 
+# Below this many lines a block with invalid UTF-8 is decoded line by line; above, it is
+# halved and each half cast at C speed, so a few bad lines cost a few casts
+DECODE_LINES = 64
+
+
 def _split_invalid_utf8(raw: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
-    """For a block with invalid UTF-8 (rare): the text of the good lines, and the bad ones
-    with their bytes escaped (``\\xff``) for the quarantine."""
-    txt: list[str | None] = []
-    bad: list[str | None] = []
-    for line in raw.to_pylist():
+    """For a block with invalid UTF-8 (rare lines, or a whole file in GBK): the text of the
+    good lines, and the bad ones with their bytes escaped (``\\xff``) for the quarantine."""
+    txt: list[pa.Array] = []
+    bad: dict[int, str] = {}
+
+    def split(start: int, length: int) -> None:
+        part = raw.slice(start, length)
         try:
-            txt.append(line.decode("utf-8"))
-            bad.append(None)
-        except UnicodeDecodeError:
-            txt.append(None)
-            bad.append(line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace"))
-    return pa.array(txt, pa.large_string()), pa.array(bad, pa.large_string())
+            txt.append(part.cast(pa.large_string()))
+            return
+        except pa.ArrowInvalid:
+            pass
+        if length > DECODE_LINES:
+            half = length // 2
+            split(start, half)
+            split(start + half, length - half)
+            return
+        lines: list[str | None] = []
+        for i, line in enumerate(part.to_pylist(), start):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(None)
+                bad[i] = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+        txt.append(pa.array(lines, pa.large_string()))
+
+    split(0, len(raw))
+    escaped = [None] * len(raw)
+    for i, value in bad.items():
+        escaped[i] = value
+    return pa.concat_arrays(txt), pa.array(escaped, pa.large_string())
