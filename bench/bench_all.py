@@ -183,6 +183,9 @@ def main() -> None:
     ap.add_argument("--one-day", action="store_true",
                     help="the increment is the one day after the history, without the late "
                          "uploads of the days after it (a --world of more days than --days)")
+    ap.add_argument("--history-days", type=int, default=0,
+                    help="screen only the N days before the increment as the history (0: all "
+                         "of them): the same day on a shorter history")
     ap.add_argument("--top", type=int, default=12,
                     help="print the N slowest SQL statements of each run (0: none)")
     args = ap.parse_args()
@@ -203,12 +206,13 @@ def main() -> None:
         shutil.copytree(world / "reference", landing / "reference")
         # the last simulated day, with the late-upload tails after it, is the increment
         last = min(args.days, len(days)) - 1
+        first = max(0, last - args.history_days) if args.history_days else 0
         db = root / "bench.duckdb"
         results: list[tuple[str, pipeline.RunSummary]] = []
         runs: list[tuple[float, float, int]] = []  # wall s, peak RSS GB, codes in the history
         ingest_s = 0.0
         for label, names, incremental in (
-            (f"history: {last} days, full screen", days[:last], False),
+            (f"history: {last - first} days, full screen", days[first:last], False),
             ("one more day, incremental", days[last:last + 1] if args.one_day else days[last:],
              True),
         ):
