@@ -75,3 +75,14 @@ def test_equal_rows_walk_once_and_a_shared_hash_is_not_trusted(
     monkeypatch.setattr(pl.DataFrame, "hash_rows",
                         lambda self, seed=0: pl.Series(np.zeros(self.height, np.uint64)))
     np.testing.assert_array_equal(flat.scores(X), expected)
+
+
+def test_a_forest_too_deep_to_lay_out_is_left_to_scikit_learn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracecode import treewalk
+
+    X = _rows(500, seed=5)
+    est = IsolationForest(n_estimators=5, max_samples=256, random_state=0).fit(X)
+    assert treewalk.supports(est)
+    monkeypatch.setattr(treewalk, "MAX_DEPTH", 4)
+    assert not treewalk.supports(est)

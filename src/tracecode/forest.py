@@ -143,9 +143,11 @@ class AnomalyModel:
         if X.shape[0] < COMPILED_MIN_ROWS or np.isnan(X).any():
             return -100.0 * self.estimator_.score_samples(X) if len(X) else np.zeros(0)
         if self._flat is None:
-            from tracecode.treewalk import FlatForest
+            from tracecode import treewalk
 
-            self._flat = FlatForest.of(self.estimator_)
+            if not treewalk.supports(self.estimator_):
+                return -100.0 * self.estimator_.score_samples(X)
+            self._flat = treewalk.FlatForest.of(self.estimator_)
         return self._flat.scores(X)
 
     def contributions(self, features: FeatureMatrix) -> np.ndarray:

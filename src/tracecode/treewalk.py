@@ -29,6 +29,15 @@ import polars as pl
 from numba import njit, prange
 from sklearn.ensemble._iforest import _average_path_length
 
+# Deeper forests (max_samples beyond 65,536) are left to scikit-learn: padded to complete
+# trees they would not fit in cache, nor perhaps in memory
+MAX_DEPTH = 16
+
+
+def supports(estimator: Any) -> bool:
+    """Whether :class:`FlatForest` can walk this fitted forest."""
+    return all(int(t.tree_.max_depth) <= MAX_DEPTH for t in estimator.estimators_)
+
 
 def _float32_below(threshold: np.ndarray) -> np.ndarray:
     """The largest float32 at or below each float64 threshold: for a float32 x,
