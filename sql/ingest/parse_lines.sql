@@ -55,6 +55,9 @@ envelope as (
         had_bom,
         line_text,
         json_valid(line_text) as is_json,
+        -- its first character that is not a space is {
+        case when starts_with(line_text, '{') then true else left(ltrim(line_text), 1) = '{' end
+            as opens_object,
         json_transform(
             case when json_valid(line_text) then line_text end,
             '{
@@ -98,6 +101,7 @@ fields as (
         had_bom,
         line_text,
         is_json,
+        opens_object,
         -- only the rewritten lines of the second parse (file_id -1) carry habits
         case when file_id < 0 then m._tracecode end as meta,
         infno,
@@ -226,7 +230,7 @@ gated as (
         *,
         -- a rare shape: let tracecode.shapes rewrite it (not its own output: file_id -1;
         -- a raw line that sends the key _tracecode itself is rewritten, dropping it)
-        is_json and left(ltrim(line_text), 1) = '{' and file_id >= 0 and (
+        is_json and opens_object and file_id >= 0 and (
             meta_sent
             or infno is null
             or node is null
@@ -292,9 +296,10 @@ select
     needs_shape,
     case
         when line_text is null then 'not valid UTF-8'
-        when ltrim(line_text) = '' then 'empty line'  -- trim() decodes the whole line
+        -- all spaces (trim(line_text) = '', which decodes the whole line)
+        when not opens_object and ltrim(line_text) = '' then 'empty line'
         when not is_json then 'not valid JSON'
-        when left(ltrim(line_text), 1) <> '{' then 'not a JSON object'
+        when not opens_object then 'not a JSON object'
         when infno is null or infno = '' then 'missing envelope field infno'
         when msgid is null or msgid = '' then 'missing envelope field msgid'
         when inf_time_txt is null then 'missing envelope field inf_time'
