@@ -18,7 +18,8 @@ with raw_lines as (
         -- the line without CR and LF: what rtrim(txt, CR LF) gives when its line break is
         -- the only CR or LF in it (every line the reader cuts), found at memchr speed
         -- (rtrim decodes the whole line)
-        replace(replace(txt, chr(13), ''), chr(10), '') as unbroken
+        case when contains(txt, chr(13)) then replace(replace(txt, chr(13), ''), chr(10), '')
+             else replace(txt, chr(10), '') end as unbroken
     from batch_lines
 ),
 
@@ -163,22 +164,23 @@ fields as (
         m._tracecode is not null as meta_sent,
         b.drugtracinfo as tracinfo,
         list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes,
-        -- the keys sent that tracecode reads (a field is not null only when its key is sent)
-        list_count([
-            m.infno, m.msgid, m.inf_time, m.fixmedins_code, m.fixmedins_name,
-            m.input.invinfo::varchar, m.input.purcinfo::varchar, m.input.data::varchar,
-            b.med_list_codg, b.fixmedins_bchno, b.psn_no, b.psn_cert_type, b.certno,
-            b.psn_name, b.manu_lotnum, b.manu_date, b.expy_end, b.trdn_flag,
-            b.sel_retn_time, b.rtal_docno, b.setl_id, b.mdtrt_setl_type,
-            b.medins_prod_sel_no, b.invdate, b.inv_chg_type, b.inv_chg_time, b.spler_name,
-            b.purc_retn_stoin_time, b.purc_invo_no, b.inv_data_type, b.sel_retn_cnt::varchar,
-            b.finl_trns_pric::varchar, b.inv_cnt::varchar, b.cnt::varchar, b.pric::varchar,
-            b.purc_retn_cnt::varchar
-        ])
-            + (m._tracecode is not null)::integer + (m._tracecode.habits is not null)::integer
-            + (m._tracecode.elem is not null)::integer + (m.input is not null)::integer
-            + (m.input.selinfo is not null)::integer + (b.drugtracinfo is not null)::integer
-            + coalesce(list_count(list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg)), 0)
+        -- the keys sent that tracecode reads, but the codes' (a field is not null only when
+        -- its key is sent); a sum, as a list of them costs more
+        tc_sent(m.infno) + tc_sent(m.msgid) + tc_sent(m.inf_time)
+            + tc_sent(m.fixmedins_code) + tc_sent(m.fixmedins_name) + tc_sent(m._tracecode)
+            + tc_sent(m._tracecode.habits) + tc_sent(m._tracecode.elem) + tc_sent(m.input)
+            + tc_sent(m.input.selinfo) + tc_sent(m.input.invinfo)
+            + tc_sent(m.input.purcinfo) + tc_sent(m.input.data) + tc_sent(b.med_list_codg)
+            + tc_sent(b.fixmedins_bchno) + tc_sent(b.psn_no) + tc_sent(b.psn_cert_type)
+            + tc_sent(b.certno) + tc_sent(b.psn_name) + tc_sent(b.manu_lotnum)
+            + tc_sent(b.manu_date) + tc_sent(b.expy_end) + tc_sent(b.trdn_flag)
+            + tc_sent(b.sel_retn_time) + tc_sent(b.rtal_docno) + tc_sent(b.setl_id)
+            + tc_sent(b.mdtrt_setl_type) + tc_sent(b.medins_prod_sel_no)
+            + tc_sent(b.invdate) + tc_sent(b.inv_chg_type) + tc_sent(b.inv_chg_time)
+            + tc_sent(b.spler_name) + tc_sent(b.purc_retn_stoin_time)
+            + tc_sent(b.purc_invo_no) + tc_sent(b.inv_data_type) + tc_sent(b.sel_retn_cnt)
+            + tc_sent(b.finl_trns_pric) + tc_sent(b.inv_cnt) + tc_sent(b.cnt)
+            + tc_sent(b.pric) + tc_sent(b.purc_retn_cnt) + tc_sent(b.drugtracinfo)
             as known_keys
     from body
 ),
@@ -217,7 +219,8 @@ typed as (
 keyed as (
     select
         *,
-        not contains(line_text, '\') and tc_occurrences(line_text, ':') <= known_keys
+        not contains(line_text, '\') and tc_occurrences(line_text, ':')
+            <= known_keys + coalesce(list_count(codes), 0)
             + case when inf_fast is not null then tc_occurrences(inf_time_txt, ':') else 0 end
             + case when event_fast is not null and infno <> '3507'
                    then tc_occurrences(event_txt, ':') else 0 end

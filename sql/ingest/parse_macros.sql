@@ -81,3 +81,6 @@ create or replace temp macro tc_body_type() as
 
 -- How often s occurs in t (at memchr speed).
 create or replace temp macro tc_occurrences(t, s) as (strlen(t) - strlen(replace(t, s, ''))) // strlen(s);
+
+-- 1 when a field was sent (json_transform gives null for a key not sent, or sent null).
+create or replace temp macro tc_sent(v) as (v is not null)::integer;
