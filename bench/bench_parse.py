@@ -9,7 +9,9 @@ is the best of ``--repeat`` runs, and is printed as a multiple of ``read_json``.
 
 ``--against REF`` runs the same steps with the ``sql/`` of a git revision too (e.g.
 ``main``), alternating the two in every repeat, so that a change to the parse is measured
-against its base at the same load.
+against its base at the same load; then checks that both parses give the same rows (every
+column, ``except all`` both ways) on these lines and on a simulated city day with upload
+habits.
 
     python bench/bench_parse.py [--messages 250000] [--repeat 5] [--against main]
 """
@@ -41,6 +43,7 @@ from tracecode import db as tracecode_db
 from tracecode import ingest, message_lines
 from tracecode.db import Database, read_sql, split_statements
 from tracecode.message_files import discover
+from tracecode.simulate import simulate
 
 HERE = "this tree"
 
@@ -59,6 +62,19 @@ def sql_of(ref: str, into: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into / "sql"
+
+
+def packed(root: Path) -> pa.Table:
+    """Every message line under ``root`` in one ``batch_lines`` table, as ingest packs them."""
+    planned, _ = discover(root)
+    packer = message_lines.LinePacker(1 << 40)
+    for i, f in enumerate(planned):
+        for first, block, n in message_lines.read_lines(f, 1 << 30, message_lines.FileRead()):
+            packer.add(i, first, block, n)
+    batch = packer.take(np.arange(1, len(planned) + 1, dtype=np.int64),
+                        pa.array([f.rel for f in planned]))
+    assert batch is not None
+    return batch
 
 
 @contextlib.contextmanager
@@ -91,13 +107,7 @@ def main() -> None:
         con.execute("set enable_progress_bar = false")
         con.execute(GENERATE.replace("{path}", str(path)),
                     {"start": 0, "stop": args.messages, "insts": 20_000})
-        [planned], _ = discover(root)
-        packer = message_lines.LinePacker(1 << 40)
-        for first, block, n in message_lines.read_lines(planned, 1 << 30,
-                                                        message_lines.FileRead()):
-            packer.add(0, first, block, n)
-        batch = packer.take(np.asarray([1], dtype=np.int64), pa.array([planned.rel]))
-        assert batch is not None
+        batch = packed(root)
         con.register("batch_lines", batch)
         with Database.open(None) as scratch:  # the parse's bounds, as ingest has them
             ingest._create_stage(scratch, ingest.IngestSettings())
@@ -160,8 +170,34 @@ def main() -> None:
                 s = seconds.get((label, c), seconds.get((label, HERE)))
                 cells.append("" if s is None else f"{s:.2f} | {s / base:.2f}")
             print(f"| {label} | " + " | ".join(cells) + " |")
+        if args.against:
+            simulate(root / "sim", scale="city", days=1, seed=3, habits=True)
+            same_rows(con, trees, {"these lines": batch, "a simulated city day with habits":
+                                   packed(root / "sim")})
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def same_rows(con: duckdb.DuckDBPyConnection, trees: dict[str, Path | None],
+              batches: dict[str, pa.Table]) -> None:
+    """Each tree's parse of each batch into a table; the tables must hold the same rows."""
+    for name, batch in batches.items():
+        con.register("batch_lines", batch)
+        for k, tree in enumerate(trees.values()):
+            with sql_from(tree):
+                for stmt in split_statements(read_sql("ingest/parse_macros.sql")):
+                    con.execute(stmt)
+                con.execute(f"create or replace temp table parsed_{k} as "
+                            + read_sql("ingest/parse_lines.sql"), {"run_id": "bench"})
+        [(only_0, only_1)] = con.execute(
+            """select (select count(*) from (from parsed_0 except all from parsed_1)),
+                      (select count(*) from (from parsed_1 except all from parsed_0))"""
+        ).fetchall()
+        if only_0 or only_1:
+            raise SystemExit(f"the parses differ on {name}: {only_0:,} rows only in "
+                             f"{HERE}, {only_1:,} only in the other")
+        print(f"same rows from both parses on {name} ({batch.num_rows:,} lines)")
+
 
 if __name__ == "__main__":
     main()
