@@ -12,7 +12,18 @@
 --      `_tracecode`.
 -- Params: $run_id.
 
-with lines as (
+with raw_lines as (
+    select
+        *,
+        -- the line without CR and LF: what rtrim(txt, CR LF) gives when its line break is
+        -- the only CR or LF in it (every line the reader cuts), found at memchr speed
+        -- (rtrim decodes the whole line)
+        case when contains(txt, chr(13)) then replace(replace(txt, chr(13), ''), chr(10), '')
+             else replace(txt, chr(10), '') end as unbroken
+    from batch_lines
+),
+
+lines as (
     select
         line_no,
         file_id,
@@ -22,12 +33,19 @@ with lines as (
         line_no = 1 and starts_with(txt, chr(65279)) as had_bom,
         case when line_no = 1 and starts_with(txt, chr(65279))
              then substr(rtrim(txt, chr(10) || chr(13)), 2)
+             when strlen(txt) = strlen(unbroken) then txt
+             when strlen(txt) - strlen(unbroken) = 1
+                  and (ends_with(txt, chr(10)) or ends_with(txt, chr(13))) then unbroken
+             when strlen(txt) - strlen(unbroken) = 2 and ends_with(txt, chr(13) || chr(10))
+                 then unbroken
              else rtrim(txt, chr(10) || chr(13)) end as line_text  -- null: not valid UTF-8
-    from batch_lines
+    from raw_lines
 ),
 
--- One parse per line: the envelope and every body node the contract knows. Text fields
--- come as text; counts and prices as raw JSON, so that a number sent as a string shows.
+-- One parse per line: the envelope and the body. Text fields come as text; counts and
+-- prices as raw JSON, so that a number sent as a string shows. A sale's node (selinfo, most
+-- lines) is read in this parse; the other nodes come as JSON and are read only on their
+-- lines (a node read here costs every line its fields, present or not).
 -- Costly checks (json_type) run only inside THEN branches, i.e. on failing lines.
 envelope as (
     select
@@ -38,66 +56,18 @@ envelope as (
         had_bom,
         line_text,
         json_valid(line_text) as is_json,
+        -- its first character that is not a space is {
+        case when starts_with(line_text, '{') then true else left(ltrim(line_text), 1) = '{' end
+            as opens_object,
         json_transform(
             case when json_valid(line_text) then line_text end,
             '{
                 "infno": "VARCHAR", "msgid": "VARCHAR", "inf_time": "VARCHAR",
                 "fixmedins_code": "VARCHAR", "fixmedins_name": "VARCHAR",
                 "_tracecode": {"habits": ["VARCHAR"], "elem": "INTEGER"},
-                "input": {
-            "selinfo": {
-                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
-                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
-                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
-                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
-                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
-                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
-                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
-                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
-                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-            },
-            "invinfo": {
-                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
-                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
-                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
-                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
-                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
-                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
-                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
-                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
-                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-            },
-            "purcinfo": {
-                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
-                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
-                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
-                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
-                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
-                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
-                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
-                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
-                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-            },
-            "data": {
-                "med_list_codg": "VARCHAR", "fixmedins_bchno": "VARCHAR", "psn_no": "VARCHAR",
-                "psn_cert_type": "VARCHAR", "certno": "VARCHAR", "psn_name": "VARCHAR",
-                "manu_lotnum": "VARCHAR", "manu_date": "VARCHAR", "expy_end": "VARCHAR",
-                "trdn_flag": "VARCHAR", "sel_retn_time": "VARCHAR", "rtal_docno": "VARCHAR",
-                "setl_id": "VARCHAR", "mdtrt_setl_type": "VARCHAR",
-                "medins_prod_sel_no": "VARCHAR", "invdate": "VARCHAR", "inv_chg_type": "VARCHAR",
-                "inv_chg_time": "VARCHAR", "spler_name": "VARCHAR",
-                "purc_retn_stoin_time": "VARCHAR", "purc_invo_no": "VARCHAR",
-                "inv_data_type": "VARCHAR", "sel_retn_cnt": "JSON", "finl_trns_pric": "JSON",
-                "inv_cnt": "JSON", "cnt": "JSON", "pric": "JSON", "purc_retn_cnt": "JSON",
-                "drugtracinfo": [{"drug_trac_codg": "VARCHAR"}]
-            }
-        }}'
+                "input": {"selinfo": "' || tc_body_type() || '",
+                          "invinfo": "JSON", "purcinfo": "JSON", "data": "JSON"}
+            }'
         ) as m
     from lines
 ),
@@ -114,9 +84,11 @@ body as (
         end as node,
         case
             when m.infno in ('3505', '3506') then m.input.selinfo
-            when m.infno in ('3501', '3502') then m.input.invinfo
-            when m.infno in ('3503', '3504') then m.input.purcinfo
-            when m.infno = '3507' then m.input.data
+            when m.infno in ('3501', '3502')
+                then json_transform(m.input.invinfo, '"' || tc_body_type() || '"')
+            when m.infno in ('3503', '3504')
+                then json_transform(m.input.purcinfo, '"' || tc_body_type() || '"')
+            when m.infno = '3507' then json_transform(m.input.data, '"' || tc_body_type() || '"')
         end as b
     from envelope
 ),
@@ -130,6 +102,7 @@ fields as (
         had_bom,
         line_text,
         is_json,
+        opens_object,
         -- only the rewritten lines of the second parse (file_id -1) carry habits
         case when file_id < 0 then m._tracecode end as meta,
         infno,
@@ -191,21 +164,24 @@ fields as (
         m._tracecode is not null as meta_sent,
         b.drugtracinfo as tracinfo,
         list_transform(b.drugtracinfo, lambda t: t.drug_trac_codg) as codes,
-        -- body keys tracecode does not read: kept with the record (records.extra_fields);
-        -- json_keys gives [] for a body that is no object
-        case when node is not null
-             then list_filter(json_keys(line_text, '$.input.' || node), lambda k: not list_contains(
-                 [
-                    'med_list_codg', 'fixmedins_bchno', 'psn_no', 'psn_cert_type',
-                    'certno', 'psn_name', 'manu_lotnum', 'manu_date', 'expy_end',
-                    'trdn_flag', 'sel_retn_time', 'rtal_docno', 'setl_id',
-                    'mdtrt_setl_type', 'medins_prod_sel_no', 'invdate',
-                    'inv_chg_type', 'inv_chg_time', 'spler_name',
-                    'purc_retn_stoin_time', 'purc_invo_no', 'inv_data_type',
-                    'sel_retn_cnt', 'finl_trns_pric', 'inv_cnt', 'cnt', 'pric',
-                    'purc_retn_cnt', 'drugtracinfo'
-                 ], k))
-        end as extra_keys
+        -- the keys sent that tracecode reads, but the codes' (a field is not null only when
+        -- its key is sent); a sum, as a list of them costs more
+        tc_sent(m.infno) + tc_sent(m.msgid) + tc_sent(m.inf_time)
+            + tc_sent(m.fixmedins_code) + tc_sent(m.fixmedins_name) + tc_sent(m._tracecode)
+            + tc_sent(m._tracecode.habits) + tc_sent(m._tracecode.elem) + tc_sent(m.input)
+            + tc_sent(m.input.selinfo) + tc_sent(m.input.invinfo)
+            + tc_sent(m.input.purcinfo) + tc_sent(m.input.data) + tc_sent(b.med_list_codg)
+            + tc_sent(b.fixmedins_bchno) + tc_sent(b.psn_no) + tc_sent(b.psn_cert_type)
+            + tc_sent(b.certno) + tc_sent(b.psn_name) + tc_sent(b.manu_lotnum)
+            + tc_sent(b.manu_date) + tc_sent(b.expy_end) + tc_sent(b.trdn_flag)
+            + tc_sent(b.sel_retn_time) + tc_sent(b.rtal_docno) + tc_sent(b.setl_id)
+            + tc_sent(b.mdtrt_setl_type) + tc_sent(b.medins_prod_sel_no)
+            + tc_sent(b.invdate) + tc_sent(b.inv_chg_type) + tc_sent(b.inv_chg_time)
+            + tc_sent(b.spler_name) + tc_sent(b.purc_retn_stoin_time)
+            + tc_sent(b.purc_invo_no) + tc_sent(b.inv_data_type) + tc_sent(b.sel_retn_cnt)
+            + tc_sent(b.finl_trns_pric) + tc_sent(b.inv_cnt) + tc_sent(b.cnt)
+            + tc_sent(b.pric) + tc_sent(b.purc_retn_cnt) + tc_sent(b.drugtracinfo)
+            as known_keys
     from body
 ),
 
@@ -227,27 +203,65 @@ typed as (
         tc_num_text(price_raw) as price_txt,
         tc_num(price_raw) as price,
         left(qty_raw::varchar, 1) = '"' or left(price_raw::varchar, 1) = '"' as string_numbers,
-        -- a rare shape: let tracecode.shapes rewrite it (not its own output: file_id -1;
-        -- a raw line that sends the key _tracecode itself is rewritten, dropping it)
-        is_json and left(ltrim(line_text), 1) = '{' and file_id >= 0 and (
-            meta_sent
-            or infno is null
-            or node is null
-            or coalesce(fixmedins_bchno, '') = ''
-            -- every code key in the text must be a code read from drugtracinfo
-            or (strlen(line_text) - strlen(replace(line_text, 'drug_trac_codg', ''))) // 14
-               <> coalesce(len(codes), 0)
-            or contains(line_text, 'drug_trac_code')
-            or (tracinfo is null and contains(line_text, '"drugtracinfo"'))
-            -- a key that ends in an upper-case letter (MDTRT_SETL_TYPE, SELINFO)
-            or regexp_matches(line_text, '[A-Z]"\s*:')
-        ) as needs_shape,
         -- an object or array where text belongs adds brackets beyond the spec's: only then
         -- are the text fields checked one by one (json_type)
         strlen(line_text) - strlen(replace(replace(line_text, '[', ''), '{', ''))
             > 4 + coalesce(len(codes), 0) as extra_brackets
     from fields
     cross join ingest_bounds
+),
+
+-- Does the line send a key that known_keys does not count? Its colons are its keys and
+-- the colons inside its strings; without a backslash (an escape) the colons of the times
+-- it was read with are those of their strings. When they add up, every key is one
+-- tracecode reads: none ends in an upper-case letter and the body has no extra key, and
+-- the regular expression and the second parse (json_keys) that find those are skipped.
+keyed as (
+    select
+        *,
+        not contains(line_text, '\') and tc_occurrences(line_text, ':')
+            <= known_keys + coalesce(list_count(codes), 0)
+            + case when inf_fast is not null then tc_occurrences(inf_time_txt, ':') else 0 end
+            + case when event_fast is not null and infno <> '3507'
+                   then tc_occurrences(event_txt, ':') else 0 end
+            as only_known_keys
+    from typed
+),
+
+gated as (
+    select
+        *,
+        -- a rare shape: let tracecode.shapes rewrite it (not its own output: file_id -1;
+        -- a raw line that sends the key _tracecode itself is rewritten, dropping it)
+        is_json and opens_object and file_id >= 0 and (
+            meta_sent
+            or infno is null
+            or node is null
+            or coalesce(fixmedins_bchno, '') = ''
+            -- every code key in the text must be a code read from drugtracinfo
+            or tc_occurrences(line_text, 'drug_trac_codg') <> coalesce(len(codes), 0)
+            or contains(line_text, 'drug_trac_code')
+            or (tracinfo is null and contains(line_text, '"drugtracinfo"'))
+            -- a key that ends in an upper-case letter (MDTRT_SETL_TYPE, SELINFO)
+            or case when only_known_keys then false
+                    else regexp_matches(line_text, '[A-Z]"\s*:') end
+        ) as needs_shape,
+        -- body keys tracecode does not read: kept with the record (records.extra_fields);
+        -- json_keys gives [] for a body that is no object
+        case when node is not null and not only_known_keys
+             then list_filter(json_keys(line_text, '$.input.' || node), lambda k: not list_contains(
+                 [
+                    'med_list_codg', 'fixmedins_bchno', 'psn_no', 'psn_cert_type',
+                    'certno', 'psn_name', 'manu_lotnum', 'manu_date', 'expy_end',
+                    'trdn_flag', 'sel_retn_time', 'rtal_docno', 'setl_id',
+                    'mdtrt_setl_type', 'medins_prod_sel_no', 'invdate',
+                    'inv_chg_type', 'inv_chg_time', 'spler_name',
+                    'purc_retn_stoin_time', 'purc_invo_no', 'inv_data_type',
+                    'sel_retn_cnt', 'finl_trns_pric', 'inv_cnt', 'cnt', 'pric',
+                    'purc_retn_cnt', 'drugtracinfo'
+                 ], k))
+        end as extra_keys
+    from keyed
 ),
 
 slow_times as (
@@ -265,7 +279,7 @@ slow_times as (
         case when expy_end_fast is null and trim(expy_end_txt) <> ''
              then tc_time_slow(expy_end_txt, tc_time_parts(expy_end_txt), 0).ts::date
         end as expy_end_slow
-    from typed
+    from gated
 ),
 
 checked as (
@@ -285,9 +299,10 @@ select
     needs_shape,
     case
         when line_text is null then 'not valid UTF-8'
-        when trim(line_text) = '' then 'empty line'
+        -- all spaces (trim(line_text) = '', which decodes the whole line)
+        when not opens_object and ltrim(line_text) = '' then 'empty line'
         when not is_json then 'not valid JSON'
-        when left(ltrim(line_text), 1) <> '{' then 'not a JSON object'
+        when not opens_object then 'not a JSON object'
         when infno is null or infno = '' then 'missing envelope field infno'
         when msgid is null or msgid = '' then 'missing envelope field msgid'
         when inf_time_txt is null then 'missing envelope field inf_time'

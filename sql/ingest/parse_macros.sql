@@ -65,3 +65,22 @@ create or replace temp macro tc_num(raw) as
 create or replace temp macro tc_composite(line_text, path, v) as
     case when left(v, 1) in ('[', '{') then json_type(line_text, path) in ('ARRAY', 'OBJECT')
          else false end;
+
+-- The fields of a body node (input.selinfo, invinfo, purcinfo or data) as parse_lines.sql
+-- reads them: one type for every node, as a json_transform type.
+create or replace temp macro tc_body_type() as
+    'STRUCT(med_list_codg VARCHAR, fixmedins_bchno VARCHAR, psn_no VARCHAR, '
+    || 'psn_cert_type VARCHAR, certno VARCHAR, psn_name VARCHAR, manu_lotnum VARCHAR, '
+    || 'manu_date VARCHAR, expy_end VARCHAR, trdn_flag VARCHAR, sel_retn_time VARCHAR, '
+    || 'rtal_docno VARCHAR, setl_id VARCHAR, mdtrt_setl_type VARCHAR, '
+    || 'medins_prod_sel_no VARCHAR, invdate VARCHAR, inv_chg_type VARCHAR, '
+    || 'inv_chg_time VARCHAR, spler_name VARCHAR, purc_retn_stoin_time VARCHAR, '
+    || 'purc_invo_no VARCHAR, inv_data_type VARCHAR, sel_retn_cnt JSON, '
+    || 'finl_trns_pric JSON, inv_cnt JSON, cnt JSON, pric JSON, purc_retn_cnt JSON, '
+    || 'drugtracinfo STRUCT(drug_trac_codg VARCHAR)[])';
+
+-- How often s occurs in t (at memchr speed).
+create or replace temp macro tc_occurrences(t, s) as (strlen(t) - strlen(replace(t, s, ''))) // strlen(s);
+
+-- 1 when a field was sent (json_transform gives null for a key not sent, or sent null).
+create or replace temp macro tc_sent(v) as (v is not null)::integer;
