@@ -10,27 +10,56 @@
 -- out-of-town purchases are left to institutions: for one person they rest on a handful
 -- of purchases and mostly tell who travels.
 
+-- Four statements, not one: each big aggregate is a table of its own, so that DuckDB
+-- frees an aggregate's memory before the next one starts (in one statement, a province's
+-- history spilled more than 40 GB to disk at a 6 GB memory limit).
+
+-- each drug a person bought in a month: how much, and the first day they bought it (a
+-- course is bought once, a prescription for months at once too; buying the same drug
+-- again days later is what stockpiling, or collecting for resale, looks like)
+create or replace temp table person_drug_months as
+select
+    psn_no,
+    sel_month,
+    med_list_codg,
+    sum(packs) as packs,
+    min(sel_date) as first_date
+from feature_sales
+where nullif(psn_no, '') is not null
+group by all;
+
+create or replace temp table person_months as
+select
+    psn_no,
+    sel_month,
+    min(sel_time) as first_time,
+    max(sel_time) as last_time,
+    count(distinct rec_id) as n_lines,
+    sum(packs) as packs,
+    coalesce(sum(packs) filter (where is_expensive), 0) as expensive_packs,
+    sum(fund_amount) as fund_amount,
+    string_agg(distinct fixmedins_code, ';' order by fixmedins_code) as fixmedins_codes
+from feature_sales
+where nullif(psn_no, '') is not null
+group by all;
+
+-- fund paid for drugs bought again after the first day in the month
+create or replace temp table person_rebuys as
+select
+    b.psn_no,
+    b.sel_month,
+    sum(b.fund_amount) as rebuy_fund
+from feature_sales as b
+join person_drug_months as f using (psn_no, sel_month, med_list_codg)
+where nullif(b.psn_no, '') is not null
+  and b.sel_date > f.first_date
+group by all;
+
 create or replace temp table person_features as
-with bought as (
-    select *
-    from feature_sales
-    where nullif(psn_no, '') is not null
-),
-
-person_drug_months as (
-    select
-        psn_no,
-        sel_month,
-        med_list_codg,
-        sum(packs) as packs
-    from bought
-    group by all
-),
-
 -- what one buyer of a drug usually takes in a month (median packs), per month; never
 -- less than one box, the least a pharmacy sells (clinics' split doses would otherwise
 -- make a single box look like twenty times the need)
-drug_norms as (
+with drug_norms as (
     select
         sel_month,
         med_list_codg,
@@ -49,61 +78,12 @@ need as (
     group by all
 ),
 
--- the first day in the month each person bought each drug: a course is bought once, a
--- prescription for months at once too; buying the same drug again days later is what
--- stockpiling (or collecting for resale) looks like
-first_buys as (
-    select
-        psn_no,
-        sel_month,
-        med_list_codg,
-        min(sel_date) as first_date
-    from bought
-    group by all
-),
-
-rebuys as (
-    select
-        b.psn_no,
-        b.sel_month,
-        sum(b.fund_amount) as rebuy_fund
-    from bought as b
-    join first_buys as f using (psn_no, sel_month, med_list_codg)
-    where b.sel_date > f.first_date
-    group by all
-),
-
-places as (
-    select
-        psn_no,
-        sel_month,
-        count(distinct fixmedins_code) as n_institutions,
-        string_agg(distinct fixmedins_code, ';' order by fixmedins_code) as fixmedins_codes
-    from bought
-    group by all
-),
-
-totals as (
-    select
-        psn_no,
-        sel_month,
-        min(sel_time) as first_time,
-        max(sel_time) as last_time,
-        count(distinct rec_id) as n_lines,
-        sum(packs) as packs,
-        coalesce(sum(packs) filter (where is_expensive), 0) as expensive_packs,
-        sum(fund_amount) as fund_amount,
-        count(distinct sel_date) as purchase_days
-    from bought
-    group by all
-),
-
 -- the person's usual month, over the months they bought anything
 usual as (
     select
         psn_no,
         median(fund_amount) as usual_fund_amount
-    from totals
+    from person_months
     group by psn_no
 ),
 
@@ -116,7 +96,7 @@ final as (
         t.last_time,
         t.n_lines as n_events,
         round(t.fund_amount, 2) as amount,
-        p.fixmedins_codes,
+        t.fixmedins_codes,
         -- features --------------------------------------------------------------------
         -- fund yuan paid for the person's drugs in the month
         t.fund_amount,
@@ -131,13 +111,16 @@ final as (
         -- the month's fund money against the person's usual month (x times); +100 yuan
         -- keeps small amounts from looking like jumps
         (t.fund_amount + 100) / (u.usual_fund_amount + 100) as amount_change
-    from totals as t
+    from person_months as t
     join need as n using (psn_no, sel_month)
-    join places as p using (psn_no, sel_month)
     join usual as u using (psn_no)
-    left join rebuys as r using (psn_no, sel_month)
+    left join person_rebuys as r using (psn_no, sel_month)
 )
 
 select *
 from final
 order by subject_id, period;
+
+drop table person_drug_months;
+drop table person_months;
+drop table person_rebuys;
