@@ -43,9 +43,9 @@ MODEL_VERSION = 3
 # A share is pulled toward its peers' median as if the subject had this many more
 # records at the median: two sales, both at night, do not make a night shop.
 PRIOR_RECORDS = 20.0
-# From this many rows on, the forest is walked in compiled code (tracecode.treewalk,
-# about 5x scikit-learn's score_samples with the same scores); below, loading the
-# compiled walk costs more than it saves.
+# From this many rows on, the forest is walked in compiled code (tracecode.treewalk:
+# 9-12x scikit-learn's score_samples on a city's and a province's person rows, the same
+# scores); below, loading the compiled walk costs more than it saves.
 COMPILED_MIN_ROWS = 20_000
 
 
