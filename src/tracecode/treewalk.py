@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 from numba import njit, prange
-from sklearn.ensemble._iforest import _average_path_length
+
+from tracecode.forest import average_path_length
 
 # Deeper forests (max_samples beyond 65,536) are left to scikit-learn: padded to complete
 # trees they would not fit in cache, nor perhaps in memory
@@ -89,7 +90,7 @@ class FlatForest:
                     for _ in range(depth - level):
                         pos = 2 * pos + 1
                     leaf_value[k, pos - inner] = value[node]
-        c = float(_average_path_length([estimator._max_samples])[0])
+        c = float(average_path_length(np.array([estimator._max_samples]))[0])
         return cls(depth, feature.astype(np.uint8 if estimator.n_features_in_ <= 256
                                          else np.int64),
                    _float32_below(threshold), leaf_value, len(trees) * c)
