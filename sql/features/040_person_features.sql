@@ -56,15 +56,32 @@ where nullif(b.psn_no, '') is not null
 group by all;
 
 create or replace temp table person_features as
+-- Medians by sorting, not median(): median() holds every group's values in memory and
+-- cannot spill (at a province's 20M persons it ran out of memory at a 6 GB limit); a
+-- window sorts and spills. The middle two values' midpoint is taken as median() takes it
+-- on a decimal, cut to the decimal's scale (packs: 6 places, yuan: 4).
+
 -- what one buyer of a drug usually takes in a month (median packs), per month; never
 -- less than one box, the least a pharmacy sells (clinics' split doses would otherwise
 -- make a single box look like twenty times the need)
-with drug_norms as (
+with drug_ranks as (
     select
         sel_month,
         med_list_codg,
-        greatest(median(packs), 1) as typical_packs
+        packs,
+        row_number() over (partition by sel_month, med_list_codg order by packs) as i,
+        count(*) over (partition by sel_month, med_list_codg) as n
     from person_drug_months
+),
+
+drug_norms as (
+    select
+        sel_month,
+        med_list_codg,
+        greatest(min(packs) + ((max(packs) - min(packs)) * 1000000)::hugeint // 2
+                              * 0.000001, 1) as typical_packs
+    from drug_ranks
+    where i in ((n + 1) // 2, (n + 2) // 2)
     group by all
 ),
 
@@ -78,12 +95,23 @@ need as (
     group by all
 ),
 
--- the person's usual month, over the months they bought anything
+-- the person's usual month (median fund money), over the months they bought anything
+month_ranks as (
+    select
+        psn_no,
+        fund_amount,
+        row_number() over (partition by psn_no order by fund_amount) as i,
+        count(*) over (partition by psn_no) as n
+    from person_months
+),
+
 usual as (
     select
         psn_no,
-        median(fund_amount) as usual_fund_amount
-    from person_months
+        min(fund_amount) + ((max(fund_amount) - min(fund_amount)) * 10000)::hugeint // 2
+                           * 0.0001 as usual_fund_amount
+    from month_ranks
+    where i in ((n + 1) // 2, (n + 2) // 2)
     group by psn_no
 ),
 
