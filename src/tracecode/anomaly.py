@@ -246,7 +246,9 @@ def score_changed(db: Database, fit: Fit, matrix: FeatureMatrix) -> tuple[np.nda
         scores = np.full(len(matrix), np.nan)
         scores[known["row"].to_numpy()] = known["anomaly_score"].to_numpy()
         todo = np.flatnonzero(np.isnan(scores))
-        if len(todo):
+        if len(todo) == len(matrix):  # a new fit: no copy of the whole matrix
+            scores = fit.model.score(matrix)
+        elif len(todo):
             scores[todo] = fit.model.score(matrix.take(todo))
         kept = rows.select("subject_id", "period", "row_hash").with_columns(
             pl.Series("anomaly_score", scores))
@@ -420,19 +422,26 @@ def ranked_subjects(model: AnomalyModel, matrix: FeatureMatrix, scores: np.ndarr
                     also_explain: set[str] | None = None) -> pl.DataFrame:
     """One row per subject (its most anomalous row), ranked; the top ``EXPLAIN_TOP`` and
     the subjects in ``also_explain`` explained."""
-    frame = (
-        matrix.rows.with_columns(
-            pl.Series("anomaly_score", np.round(scores, 4)),
-            pl.Series("row", np.arange(len(matrix))),
-        )
+    # ranked on the keys alone, the evidence gathered once for the subjects kept (a
+    # province's 23M person-months: every sort would copy all their columns)
+    order = (
+        pl.DataFrame({
+            "subject_id": matrix.rows["subject_id"],
+            "period": matrix.rows["period"],
+            "anomaly_score": np.round(scores, 4),
+            "row": np.arange(len(matrix)),
+        })
         # a subject's most anomalous row (a person's worst month), ties to the earliest
         .sort(["subject_id", "anomaly_score", "period"], descending=[False, True, False])
         .unique("subject_id", keep="first", maintain_order=True)
         .sort(["anomaly_score", "subject_id"], descending=[True, False])
-        .with_columns(
-            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("rank"),
-            pl.lit(matrix.subject_type).alias("subject_type"),
-        )
+    )
+    frame = pl.concat(
+        [order, matrix.rows.drop("subject_id", "period")[order["row"].to_numpy()]],
+        how="horizontal",
+    ).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("rank"),
+        pl.lit(matrix.subject_type).alias("subject_type"),
     )
     top = frame.filter(
         (pl.col("rank") <= EXPLAIN_TOP)
@@ -457,8 +466,7 @@ def ranked_subjects(model: AnomalyModel, matrix: FeatureMatrix, scores: np.ndarr
         "drivers": pl.Series(js, dtype=pl.String),
     })
     return (
-        frame.join(explained, on="row", how="left")
-        .sort("rank")
+        frame.join(explained, on="row", how="left", maintain_order="left")
         .select(SCORE_COLUMNS)
     )
 

@@ -151,7 +151,7 @@ class FeatureMatrix:
     def take(self, index: np.ndarray) -> FeatureMatrix:
         """The rows at ``index``, as a matrix of their own."""
         return FeatureMatrix(self.subject_type, self.names, self.values[index],
-                             self.rows[index.tolist()])
+                             self.rows[np.asarray(index, dtype=np.int64)])
 
 
 def feature_params(settings: Settings) -> dict[str, float | int]:

@@ -29,6 +29,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import polars as pl
 import sklearn
 from sklearn.ensemble import IsolationForest
 
@@ -106,10 +107,8 @@ class AnomalyModel:
 
     def typical(self, features: FeatureMatrix) -> np.ndarray:
         """Each row's peers' median of each feature (the values the model compares with)."""
-        out = np.empty(features.values.shape)
-        for peer, rows in peer_rows(features).items():
-            out[rows] = self.typical_.get(peer, self.typical_[ALL_PEERS])
-        return out
+        peer, table = self._peer_index(features)
+        return table[peer]
 
     def excess(self, features: FeatureMatrix) -> np.ndarray:
         """What the forest sees: how far each feature stands above the row's peers.
@@ -120,20 +119,33 @@ class AnomalyModel:
         value at or below the median is 0: less than usual is never a reason for
         suspicion, and comparing with one's own kind keeps busy hospitals from looking odd
         among shops.
+
+        Column by column, into float32: a province's 23M person-months are 1.1 GB a
+        float64 copy, and the whole-matrix form held four of them at once.
         """
-        X = np.array(features.values, dtype=np.float64)
-        typical = self.typical(features)
+        out = np.empty(features.values.shape, dtype=np.float32)
+        peer, table = self._peer_index(features)
         n = features.rows["n_events"].to_numpy().astype(np.float64)
         m = self.prior_records_
         for j, name in enumerate(features.names):
-            x, t = X[:, j], typical[:, j]
+            x, t = features.values[:, j], table[peer, j]
             if name in self.share_features_:
                 x = (n * x + m * t) / (n + m)
             if name in self.log_features_:
                 f = self.floors_.get(name, 0.0)
                 x, t = np.log1p(np.maximum(x, 0.0) + f), np.log1p(np.maximum(t, 0.0) + f)
-            X[:, j] = np.maximum(x - t, 0.0)
-        return X.astype(np.float32)
+            out[:, j] = np.maximum(x - t, 0.0)
+        return out
+
+    def _peer_index(self, features: FeatureMatrix) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's peer group as an index into the table, the table of the peer
+        groups' medians, one row each); a group the model has not seen takes all rows'."""
+        peers = features.rows["peer_group"].fill_null("unknown")
+        names = peers.unique().sort().to_list()
+        table = np.array([self.typical_.get(p, self.typical_[ALL_PEERS]) for p in names],
+                         dtype=np.float64).reshape(len(names), len(features.names))
+        index = peers.replace_strict(names, range(len(names)), return_dtype=pl.Int64)
+        return index.to_numpy().astype(np.intp), table
 
     # -- scoring --------------------------------------------------------------------------
 
