@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from landing import Landing
 
 from tracecode import pipeline
@@ -93,6 +94,8 @@ def test_upload_lag_and_scanning_are_measured_per_institution(
                  inf_time="2025-11-04 10:00:00")
     landing.sale("P44010600001", "S2", ["A:2"], "2025-11-01 11:00:00",
                  inf_time="2025-11-01 11:30:00")
+    landing.sale("P44010600001", "S3", ["A:3"], "2025-11-02 11:00:00",
+                 inf_time="2025-11-03 11:00:00")
     landing.stock("P44010600001", "X1", [], "2025-11-01 08:00:00", cnt=10)
     landing.write()
     db_path = tmp_path / "db.duckdb"
@@ -103,5 +106,9 @@ def test_upload_lag_and_scanning_are_measured_per_institution(
             0, named=True)
     assert row["whole_count_mismatch"] == 1
     assert row["stock_ins_without_codes"] == 1
-    assert row["late_sales"] == 1 and row["late_share"] == 0.5
-    assert row["lag_median_days"] > 1.0 and row["capture_share"] == 1.0
+    assert row["late_sales"] == 1 and row["late_share"] == pytest.approx(1 / 3)
+    # lags of 30 minutes, 1 day and 3 days: the middle one; the 90th percentile
+    # interpolated 80% of the way from the second to the third
+    assert row["lag_median_days"] == pytest.approx(1.0)
+    assert row["lag_p90_days"] == pytest.approx(1.0 + 0.8 * 2.0)
+    assert row["capture_share"] == 1.0
