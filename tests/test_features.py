@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from landing import PERSONS, Landing
 
 from tracecode import pipeline
-from tracecode.db import Database
+from tracecode.db import Database, read_sql, split_statements
 from tracecode.features import EVIDENCE_COLUMNS, FEATURES, TABLES, FeatureMatrix, compute_features
 from tracecode.settings import Settings, settings_from_dict
 
@@ -137,3 +138,58 @@ def test_the_expensive_threshold_is_the_setting(small_world_db: Path) -> None:
             shares.append(db.fetch_one("share", "select expensive_share from "
                                        "institution_features where subject_id = 'P44010600001'")[0])
     assert shares == [pytest.approx(2 / 5), pytest.approx(3 / 5)]
+
+
+def test_person_features_spill_and_take_medians_as_median_does(tmp_path: Path) -> None:
+    """600,000 sales of 300,000 persons at a 110 MB limit: median() ran out of memory
+    there (it cannot spill); the window medians pass and equal median()'s, to the last
+    decimal of packs (6 places) and yuan (4)."""
+    con = duckdb.connect(config={"memory_limit": "110MB", "threads": 2,
+                                 "temp_directory": str(tmp_path / "spill")})
+    con.execute("""
+        create temp table feature_sales as
+        select
+            i as rec_id,
+            'F' || (i % 997) as fixmedins_code,
+            'P' || (i // 2) as psn_no,
+            'D' || (i % 20011) as med_list_codg,
+            timestamp '2025-09-01' + to_minutes((i * 7919) % 129600) as sel_time,
+            (timestamp '2025-09-01' + to_minutes((i * 7919) % 129600))::date as sel_date,
+            date_trunc('month', timestamp '2025-09-01' + to_minutes((i * 7919) % 129600))::date
+                as sel_month,
+            (((i * 7919) % 1000) / 7)::decimal(18, 6) as packs,
+            (((i * 17) % 3001) / 7)::decimal(18, 4) as fund_amount,
+            i % 9 = 0 as is_expensive
+        from range(600000) t(i)""")
+    for stmt in split_statements(read_sql("features/040_person_features.sql")):
+        con.execute(stmt)
+    con.execute("set memory_limit = '4GB'")
+    expected = pl.DataFrame(pl.from_arrow(con.sql("""
+        with dm as (
+            select psn_no, sel_month, med_list_codg, sum(packs) as packs
+            from feature_sales group by all
+        ),
+        norms as (
+            select sel_month, med_list_codg, greatest(median(packs), 1) as typical
+            from dm group by all
+        ),
+        pm as (select psn_no, sel_month, sum(fund_amount) as fund from feature_sales group by all),
+        usual as (select psn_no, median(fund) as usual from pm group by all)
+        select
+            psn_no as subject_id,
+            strftime(sel_month, '%Y-%m') as period,
+            max(dm.packs / n.typical) as need_ratio,
+            any_value((pm.fund + 100) / (u.usual + 100)) as amount_change
+        from dm
+        join norms as n using (sel_month, med_list_codg)
+        join pm using (psn_no, sel_month)
+        join usual as u using (psn_no)
+        group by all""").to_arrow_table()))
+    got = pl.DataFrame(pl.from_arrow(con.sql(
+        "select subject_id, period, need_ratio, amount_change from person_features"
+    ).to_arrow_table()))
+    assert got.height == expected.height > 300_000
+    joined = got.join(expected, on=["subject_id", "period"], suffix="_median")
+    assert joined.height == got.height
+    assert (joined["need_ratio"] == joined["need_ratio_median"]).all()
+    assert (joined["amount_change"] == joined["amount_change_median"]).all()
