@@ -82,30 +82,27 @@ lag_ranks as (
     where lag_days is not null
 ),
 
-lag_points as (
+-- the lags on either side of the median's place and of the 90th percentile's
+lag_sides as (
     select
         fixmedins_code,
-        lag_days,
-        i,
-        last_i * 0.5::double as at_median,
-        last_i * 0.9::double as at_p90
+        any_value(last_i) * 0.5::double as at_median,
+        any_value(last_i) * 0.9::double as at_p90,
+        min(lag_days) filter (where i = floor(last_i * 0.5::double)) as median_lo,
+        min(lag_days) filter (where i = ceil(last_i * 0.5::double)) as median_hi,
+        min(lag_days) filter (where i = floor(last_i * 0.9::double)) as p90_lo,
+        min(lag_days) filter (where i = ceil(last_i * 0.9::double)) as p90_hi
     from lag_ranks
+    group by fixmedins_code
 ),
 
 lags as (
     select
         fixmedins_code,
-        min(lag_days) filter (where i = floor(at_median))
-            + (min(lag_days) filter (where i = ceil(at_median))
-               - min(lag_days) filter (where i = floor(at_median)))
-            * (any_value(at_median) - floor(any_value(at_median))) as lag_median_days,
-        min(lag_days) filter (where i = floor(at_p90))
-            + (min(lag_days) filter (where i = ceil(at_p90))
-               - min(lag_days) filter (where i = floor(at_p90)))
-            * (any_value(at_p90) - floor(any_value(at_p90))) as lag_p90_days
-    from lag_points
-    where i in (floor(at_median), ceil(at_median), floor(at_p90), ceil(at_p90))
-    group by fixmedins_code
+        median_lo + (median_hi - median_lo) * (at_median - floor(at_median))
+            as lag_median_days,
+        p90_lo + (p90_hi - p90_lo) * (at_p90 - floor(at_p90)) as lag_p90_days
+    from lag_sides
 ),
 
 codes as (
